@@ -1,0 +1,37 @@
+import { LatchkeyError } from '../errors.js';
+import { KeyVerifier, looksLikeJwt, looksLikeKey, type Principal } from './principal.js';
+import type { TokenService } from './tokens.js';
+
+/** Resolves a presented secret (an lk_ key or a widget JWT) to a Principal. */
+export class Authenticator {
+  constructor(
+    readonly keys: KeyVerifier,
+    readonly tokens: TokenService,
+  ) {}
+
+  async resolve(secret: string): Promise<Principal> {
+    if (looksLikeKey(secret)) return this.keys.verify(secret);
+    if (looksLikeJwt(secret)) return this.tokens.verify(secret);
+    throw new LatchkeyError('INVALID_AUTH_FORMAT', 'expected an lk_ API key or a JWT');
+  }
+
+  /**
+   * Admin API: `Authorization: Bearer KEY` (recommended) or `X-API-Key: KEY`.
+   * Only admin keys pass; agent keys and widget tokens are FORBIDDEN here.
+   */
+  async adminPrincipal(authorization: string | undefined, apiKeyHeader: string | undefined): Promise<Principal> {
+    let secret: string;
+    if (authorization !== undefined) {
+      const m = /^Bearer +(\S+) *$/i.exec(authorization);
+      if (!m) throw new LatchkeyError('INVALID_AUTH_FORMAT', 'the Authorization header must be "Bearer <key>"');
+      secret = m[1] as string;
+    } else if (apiKeyHeader !== undefined) {
+      secret = apiKeyHeader.trim();
+    } else {
+      throw new LatchkeyError('AUTH_REQUIRED', 'an API key is required (Authorization: Bearer KEY or X-API-Key)');
+    }
+    const principal = await this.resolve(secret);
+    if (principal.role !== 'admin') throw new LatchkeyError('FORBIDDEN', 'this route needs an admin key');
+    return principal;
+  }
+}

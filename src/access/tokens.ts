@@ -1,0 +1,70 @@
+/**
+ * Widget tokens: short-lived HS256 JWTs for browser code, scoped to
+ * integrations and origins. Signed and checked with jose.
+ */
+import { SignJWT, jwtVerify, errors as joseErrors } from 'jose';
+import { LatchkeyError } from '../errors.js';
+import type { Principal } from './principal.js';
+
+const ISSUER = 'latchkey';
+const AUDIENCE = 'latchkey-proxy';
+export const MAX_TTL_SECONDS = 3600;
+export const DEFAULT_TTL_SECONDS = 900;
+
+export interface WidgetGrant {
+  integrations: string[];
+  origins: string[];
+  ttlSeconds: number;
+  /** The key that minted it, for the audit trail. */
+  mintedBy: string;
+}
+
+export class TokenService {
+  private readonly secret: Uint8Array | null;
+
+  constructor(secret: string | undefined) {
+    this.secret = secret ? new TextEncoder().encode(secret) : null;
+  }
+
+  get configured(): boolean {
+    return this.secret !== null;
+  }
+
+  private requireSecret(): Uint8Array {
+    if (!this.secret) throw new LatchkeyError('JWT_NOT_CONFIGURED', 'widget tokens need LATCHKEY_JWT_SECRET');
+    return this.secret;
+  }
+
+  async mint(grant: WidgetGrant): Promise<{ token: string; expiresAt: string }> {
+    const secret = this.requireSecret();
+    const exp = Math.floor(Date.now() / 1000) + grant.ttlSeconds;
+    const token = await new SignJWT({ scope: grant.integrations, origins: grant.origins })
+      .setProtectedHeader({ alg: 'HS256', typ: 'JWT' })
+      .setIssuer(ISSUER)
+      .setAudience(AUDIENCE)
+      .setSubject(grant.mintedBy)
+      .setIssuedAt()
+      .setExpirationTime(exp)
+      .sign(secret);
+    return { token, expiresAt: new Date(exp * 1000).toISOString() };
+  }
+
+  async verify(token: string): Promise<Principal> {
+    const secret = this.requireSecret();
+    try {
+      const { payload } = await jwtVerify(token, secret, { algorithms: ['HS256'], issuer: ISSUER, audience: AUDIENCE });
+      const scope = payload.scope;
+      const origins = payload.origins;
+      if (!isStringList(scope) || !isStringList(origins) || typeof payload.sub !== 'string') {
+        throw new LatchkeyError('INVALID_TOKEN', 'the token is invalid or has expired');
+      }
+      return { keyId: payload.sub, role: 'agent', integrations: scope, origins, kind: 'token' };
+    } catch (err) {
+      if (err instanceof LatchkeyError) throw err;
+      if (err instanceof joseErrors.JOSEError) throw new LatchkeyError('INVALID_TOKEN', 'the token is invalid or has expired');
+      throw err;
+    }
+  }
+}
+
+const isStringList = (v: unknown): v is string[] => Array.isArray(v) && v.every((x) => typeof x === 'string');

@@ -1,0 +1,95 @@
+import type { FastifyInstance } from 'fastify';
+import { LatchkeyError, validationError } from '../errors.js';
+import { staticHeaderProblems, type StaticHeader } from '../credentials/headers.js';
+import {
+  credentialForCreate,
+  credentialForPatch,
+  parseAuthType,
+  type CredentialInput,
+} from '../credentials/auth-types.js';
+import type { AuthRecord } from '../store/auth-records.js';
+import { createAuthBody, patchAuthBody } from './schemas.js';
+import type { AdminContext } from './context.js';
+
+interface AuthBody extends CredentialInput {
+  authType?: string;
+  headers?: StaticHeader[];
+}
+
+type Params = { integrationId: string; authId: string };
+
+/** The only view of an auth record an admin response ever holds: no secret field exists on it. */
+export function authView(r: AuthRecord): Record<string, unknown> {
+  const view: Record<string, unknown> = {
+    authId: r.authId,
+    integrationId: r.integrationId,
+    authType: r.authType,
+    headers: r.headers,
+  };
+  if (r.authType === 'API_KEY' && r.apiKey) view.apiKey = { key: r.apiKey.key, position: r.apiKey.position };
+  view.createdAt = r.createdAt;
+  view.updatedAt = r.updatedAt;
+  return view;
+}
+
+function checkHeaders(headers: StaticHeader[] | undefined): void {
+  const details = headers ? staticHeaderProblems(headers) : [];
+  if (details.length > 0) throw validationError(details);
+}
+
+export function authRoutes(app: FastifyInstance, ctx: AdminContext): void {
+  const { store } = ctx;
+  const base = '/integrations/:integrationId/auth';
+
+  app.post<{ Params: { integrationId: string }; Body: AuthBody }>(base, { schema: { body: createAuthBody } }, async (req, reply) => {
+    const { integrationId } = req.params;
+    store.integrations.mustGet(integrationId);
+    const authType = parseAuthType(req.body.authType);
+    checkHeaders(req.body.headers);
+    const credential = credentialForCreate(authType, req.body);
+    const rec = store.authRecords.create(integrationId, authType, req.body.headers ?? [], credential);
+    ctx.audit(req, 'auth.create', { integrationId, authId: rec.authId });
+    return reply.code(201).send(authView(rec));
+  });
+
+  app.get<{ Params: { integrationId: string } }>(base, async (req) => {
+    store.integrations.mustGet(req.params.integrationId);
+    return { data: store.authRecords.list(req.params.integrationId).map(authView) };
+  });
+
+  app.get<{ Params: Params }>(`${base}/:authId`, async (req) =>
+    authView(store.authRecords.mustGet(req.params.integrationId, req.params.authId)),
+  );
+
+  app.patch<{ Params: Params; Body: AuthBody }>(`${base}/:authId`, { schema: { body: patchAuthBody } }, async (req) => {
+    const { integrationId, authId } = req.params;
+    const current = store.authRecords.mustGet(integrationId, authId);
+    const b = req.body;
+    if (b.authType !== undefined && parseAuthType(b.authType) !== current.authType) {
+      throw validationError([{ field: 'authType', problem: `is fixed at creation (${current.authType})` }]);
+    }
+    checkHeaders(b.headers);
+    const touchesCredential = b.token !== undefined || b.username !== undefined || b.password !== undefined || b.apiKey !== undefined;
+    // Secrets are opened only when a credential field changes, and only to merge it.
+    const secrets = touchesCredential ? store.authRecords.openSecrets(integrationId, authId) : {};
+    const { credential, secretsChanged } = credentialForPatch(current.authType, { apiKey: current.apiKey, secrets }, b);
+    const updated = store.authRecords.update(
+      integrationId,
+      authId,
+      b.headers ?? current.headers,
+      credential.apiKey,
+      secretsChanged ? credential.secrets : null,
+    );
+    ctx.audit(req, 'auth.update', { integrationId, authId });
+    return authView(updated);
+  });
+
+  app.delete<{ Params: Params }>(`${base}/:authId`, async (req, reply) => {
+    const { integrationId, authId } = req.params;
+    if (!store.authRecords.delete(integrationId, authId)) {
+      throw new LatchkeyError('NOT_FOUND', `auth record ${authId} not found in integration ${integrationId}`);
+    }
+    ctx.audit(req, 'auth.delete', { integrationId, authId });
+    return reply.code(204).send();
+  });
+}

@@ -1,0 +1,98 @@
+/**
+ * JSON Schemas for admin request bodies: shapes, types and simple limits.
+ * Rules that depend on other fields (authType, baseUrl vs allowedHosts) live
+ * in the route handlers. `description` holds the problem text for a pattern.
+ */
+import { HEADER_VALUE_PATTERN, MAX_STATIC_HEADERS, TOKEN_PATTERN } from '../credentials/headers.js';
+
+export const INTEGRATION_ID_PATTERN = '^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$';
+
+export const headersSchema = {
+  type: 'array',
+  maxItems: MAX_STATIC_HEADERS,
+  items: {
+    type: 'object',
+    additionalProperties: false,
+    required: ['key', 'value'],
+    properties: {
+      key: { type: 'string', minLength: 1, maxLength: 256, pattern: TOKEN_PATTERN, description: 'must be an RFC 9110 token' },
+      value: {
+        type: 'string',
+        maxLength: 8192,
+        pattern: HEADER_VALUE_PATTERN,
+        description: 'must not contain CR, LF, NUL or other control characters',
+      },
+    },
+  },
+} as const;
+
+const allowedHostsSchema = {
+  type: ['array', 'null'],
+  maxItems: 100,
+  items: { type: 'string', minLength: 1, maxLength: 260 },
+} as const;
+
+const integrationFields = {
+  name: { type: 'string', minLength: 1, maxLength: 200 },
+  baseUrl: { type: 'string', minLength: 1, maxLength: 2048 },
+  allowedHosts: allowedHostsSchema,
+  headers: headersSchema,
+} as const;
+
+export const integrationIdParam = {
+  type: 'string',
+  pattern: INTEGRATION_ID_PATTERN,
+  description: 'must match ^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$',
+} as const;
+
+export const createIntegrationBody = {
+  type: 'object',
+  additionalProperties: false,
+  required: ['baseUrl'],
+  properties: { integrationId: integrationIdParam, ...integrationFields },
+} as const;
+
+export const patchIntegrationBody = {
+  type: 'object',
+  additionalProperties: false,
+  properties: { integrationId: { type: 'string' }, ...integrationFields },
+} as const;
+
+const apiKeyObject = {
+  type: 'object',
+  additionalProperties: false,
+  properties: {
+    key: { type: 'string' },
+    value: { type: 'string' },
+    position: { enum: ['header', 'query'] },
+  },
+} as const;
+
+const credentialFields = {
+  token: { type: 'string' },
+  username: { type: 'string' },
+  password: { type: 'string' },
+  apiKey: apiKeyObject,
+  headers: headersSchema,
+} as const;
+
+export const createAuthBody = {
+  type: 'object',
+  additionalProperties: false,
+  required: ['authType'],
+  properties: { authType: { type: 'string' }, ...credentialFields },
+} as const;
+
+export const patchAuthBody = {
+  type: 'object',
+  additionalProperties: false,
+  properties: { authType: { type: 'string' }, ...credentialFields },
+} as const;
+
+export const listQuery = {
+  type: 'object',
+  properties: {
+    limit: { type: 'string', pattern: '^[0-9]{1,4}$', description: 'must be an integer between 1 and 200' },
+    cursor: { type: 'string', maxLength: 200 },
+  },
+} as const;

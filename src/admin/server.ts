@@ -1,0 +1,86 @@
+import Fastify, { type FastifyError, type FastifyInstance } from 'fastify';
+import { LatchkeyError, errorBody } from '../errors.js';
+import { newRequestId } from '../ids.js';
+import { fromFastifyError } from './errors.js';
+import { integrationRoutes } from './integration-routes.js';
+import { authRoutes } from './auth-routes.js';
+import type { AdminContext } from './context.js';
+
+const REQUEST_ID = /^[\w.:@/+=-]{1,128}$/;
+
+/** A caller's X-Request-Id is kept when it is short and plain; otherwise one is made. */
+export function requestIdFrom(header: string | string[] | undefined): string {
+  return typeof header === 'string' && REQUEST_ID.test(header) ? header : newRequestId();
+}
+
+const BODY_METHODS = new Set(['POST', 'PUT', 'PATCH']);
+
+export function buildAdminServer(ctx: AdminContext, register: Array<(app: FastifyInstance, ctx: AdminContext) => void> = []): FastifyInstance {
+  const app = Fastify({
+    logger: false,
+    bodyLimit: ctx.bodyLimit,
+    genReqId: (req) => requestIdFrom(req.headers['x-request-id']),
+    return503OnClosing: true,
+    ajv: { customOptions: { allErrors: true, removeAdditional: false, coerceTypes: false, useDefaults: false, verbose: true } },
+  });
+  app.decorateRequest('principal', null);
+
+  app.addHook('onRequest', async (req, reply) => {
+    reply.header('x-request-id', req.id);
+    reply.header('cache-control', 'no-store');
+  });
+
+  app.setErrorHandler((err: FastifyError, req, reply) => {
+    const e = fromFastifyError(err);
+    // Only the name and code of an unexpected error: its message could quote input.
+    if (e.code === 'INTERNAL_ERROR') ctx.log.error({ requestId: req.id, errName: err.name, errCode: err.code }, 'admin request failed');
+    void reply.code(e.status).send(errorBody(e, req.id));
+  });
+  app.setNotFoundHandler((req, reply) => {
+    const e = new LatchkeyError('NOT_FOUND', `no route for ${req.method} ${req.url.split('?')[0]}`);
+    void reply.code(404).send(errorBody(e, req.id));
+  });
+
+  app.addHook('onResponse', async (req, reply) => {
+    ctx.log.info(
+      {
+        requestId: req.id,
+        keyId: req.principal?.keyId,
+        method: req.method,
+        path: req.routeOptions.url ?? 'unmatched',
+        status: reply.statusCode,
+        ms: Math.round(reply.elapsedTime),
+      },
+      'admin request',
+    );
+  });
+
+  app.get('/healthz', async () => ({ status: 'ok' }));
+  app.get('/readyz', async (_req, reply) => {
+    if (!ctx.ready()) {
+      return reply.code(503).send(errorBody(new LatchkeyError('SERVICE_UNAVAILABLE', 'not ready'), _req.id));
+    }
+    return { status: 'ready' };
+  });
+
+  void app.register(
+    async (v1) => {
+      v1.addHook('onRequest', async (req) => {
+        const auth = req.headers.authorization;
+        const apiKey = req.headers['x-api-key'];
+        req.principal = await ctx.authn.adminPrincipal(auth, typeof apiKey === 'string' ? apiKey : undefined);
+      });
+      // Every write takes JSON only; checked after auth so an anonymous caller learns nothing.
+      v1.addHook('preValidation', async (req) => {
+        if (!BODY_METHODS.has(req.method)) return;
+        const type = (req.headers['content-type'] ?? '').split(';')[0]?.trim().toLowerCase();
+        if (type !== 'application/json') throw new LatchkeyError('UNSUPPORTED_MEDIA_TYPE', 'the body must be application/json');
+      });
+      integrationRoutes(v1, ctx);
+      authRoutes(v1, ctx);
+      for (const r of register) r(v1, ctx);
+    },
+    { prefix: '/v1' },
+  );
+  return app;
+}

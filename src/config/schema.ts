@@ -1,0 +1,88 @@
+/**
+ * The config schema: the single source of truth for every setting, its type
+ * and its default. Files and the environment are merged onto DEFAULTS and the
+ * result is validated once against CONFIG_SCHEMA.
+ */
+export interface FileConfig {
+  proxy: {
+    addr: string;
+    clientAuth: 'required' | 'none';
+    connectTimeoutMs: number;
+    headersTimeoutMs: number;
+    bodyTimeoutMs: number;
+    caFile: string | null;
+  };
+  admin: { addr: string };
+  db: string;
+  masterKeyFile: string;
+  logLevel: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
+  shutdownGraceMs: number;
+  audit: { retentionDays: number };
+}
+
+export const DEFAULTS: FileConfig = {
+  proxy: {
+    addr: '127.0.0.1:7480',
+    clientAuth: 'required',
+    connectTimeoutMs: 10_000,
+    // LLM APIs can think for minutes before the first byte or between tokens.
+    headersTimeoutMs: 300_000,
+    bodyTimeoutMs: 300_000,
+    caFile: null,
+  },
+  admin: { addr: '127.0.0.1:7481' },
+  db: './data/latchkey.db',
+  masterKeyFile: './data/master.key',
+  logLevel: 'info',
+  shutdownGraceMs: 10_000,
+  audit: { retentionDays: 30 },
+};
+
+const ADDR = { type: 'string', pattern: '^(\\[[0-9a-fA-F:.]+\\]|[A-Za-z0-9.-]+):[0-9]{1,5}$' };
+const MS = { type: 'integer', minimum: 1, maximum: 86_400_000 };
+
+export const CONFIG_SCHEMA = {
+  type: 'object',
+  additionalProperties: false,
+  required: ['proxy', 'admin', 'db', 'masterKeyFile', 'logLevel', 'shutdownGraceMs', 'audit'],
+  properties: {
+    proxy: {
+      type: 'object',
+      additionalProperties: false,
+      required: ['addr', 'clientAuth', 'connectTimeoutMs', 'headersTimeoutMs', 'bodyTimeoutMs', 'caFile'],
+      properties: {
+        addr: ADDR,
+        clientAuth: { enum: ['required', 'none'] },
+        connectTimeoutMs: MS,
+        headersTimeoutMs: MS,
+        bodyTimeoutMs: MS,
+        caFile: { type: ['string', 'null'], minLength: 1 },
+      },
+    },
+    admin: {
+      type: 'object',
+      additionalProperties: false,
+      required: ['addr'],
+      properties: { addr: ADDR },
+    },
+    db: { type: 'string', minLength: 1 },
+    masterKeyFile: { type: 'string', minLength: 1 },
+    logLevel: { enum: ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] },
+    shutdownGraceMs: { type: 'integer', minimum: 0, maximum: 600_000 },
+    audit: {
+      type: 'object',
+      additionalProperties: false,
+      required: ['retentionDays'],
+      properties: { retentionDays: { type: 'integer', minimum: 1, maximum: 3650 } },
+    },
+  },
+} as const;
+
+/** Environment variables that override one config key each. */
+export const ENV_OVERRIDES: ReadonlyArray<{ env: string; path: string[] }> = [
+  { env: 'LATCHKEY_PROXY_ADDR', path: ['proxy', 'addr'] },
+  { env: 'LATCHKEY_ADMIN_ADDR', path: ['admin', 'addr'] },
+  { env: 'LATCHKEY_DB', path: ['db'] },
+  { env: 'LATCHKEY_MASTER_KEY_FILE', path: ['masterKeyFile'] },
+  { env: 'LATCHKEY_LOG_LEVEL', path: ['logLevel'] },
+];

@@ -1,0 +1,178 @@
+/**
+ * The four auth types of an auth record. For each one: which secret fields it
+ * has, how a create or a PATCH is checked, and the injection plan it compiles
+ * to. The plan is the only thing the proxy's hot path runs.
+ */
+import { validationError, type ErrorDetail } from '../errors.js';
+import { TOKEN_PATTERN, type StaticHeader } from './headers.js';
+
+export const AUTH_TYPES = ['NO_AUTH', 'BASIC_AUTH', 'BEARER_TOKEN', 'API_KEY'] as const;
+export type AuthType = (typeof AUTH_TYPES)[number];
+
+export type ApiKeyPosition = 'header' | 'query';
+
+/** The non-secret half of an API_KEY credential: shown in responses. */
+export interface ApiKeyPlacement {
+  key: string;
+  position: ApiKeyPosition;
+}
+
+/** The sealed half: every value here is secret. */
+export interface Secrets {
+  token?: string;
+  username?: string;
+  password?: string;
+  apiKeyValue?: string;
+}
+
+export const LIMITS = { token: 8192, username: 256, password: 512, apiKeyValue: 8192, apiKeyName: 256 } as const;
+
+/** Which request-body fields belong to which type. */
+const FIELDS: Record<AuthType, readonly string[]> = {
+  NO_AUTH: [],
+  BASIC_AUTH: ['username', 'password'],
+  BEARER_TOKEN: ['token'],
+  API_KEY: ['apiKey'],
+};
+const CREDENTIAL_FIELDS = ['token', 'username', 'password', 'apiKey'] as const;
+
+export function parseAuthType(value: unknown): AuthType {
+  const upper = typeof value === 'string' ? value.toUpperCase() : '';
+  const found = AUTH_TYPES.find((t) => t === upper);
+  if (!found) throw validationError([{ field: 'authType', problem: `must be one of ${AUTH_TYPES.join(', ')}` }]);
+  return found;
+}
+
+export interface CredentialInput {
+  token?: string;
+  username?: string;
+  password?: string;
+  apiKey?: { key?: string; value?: string; position?: string };
+}
+
+function lengthProblem(details: ErrorDetail[], field: string, value: string | undefined, max: number, allowEmpty = false): void {
+  if (value === undefined) return;
+  if (value.length === 0 && !allowEmpty) details.push({ field, problem: 'must not be empty' });
+  else if (value.length > max) details.push({ field, problem: `must be at most ${max} characters` });
+}
+
+function checkApiKeyName(details: ErrorDetail[], key: string | undefined, position: ApiKeyPosition): void {
+  lengthProblem(details, 'apiKey.key', key, LIMITS.apiKeyName);
+  // A header name that is not a token could split the request; a query name is URL-encoded instead.
+  if (key && position === 'header' && !new RegExp(TOKEN_PATTERN).test(key)) {
+    details.push({ field: 'apiKey.key', problem: 'must be an RFC 9110 token when position is header' });
+  }
+}
+
+/** Empty user names and passwords are real (Stripe, Mailgun); a ":" in the user name would shift the split. */
+function basicProblems(details: ErrorDetail[], input: CredentialInput): void {
+  lengthProblem(details, 'username', input.username, LIMITS.username, true);
+  lengthProblem(details, 'password', input.password, LIMITS.password, true);
+  if (input.username?.includes(':')) details.push({ field: 'username', problem: 'must not contain ":"' });
+}
+
+export interface NewCredential {
+  apiKey: ApiKeyPlacement | null;
+  secrets: Secrets;
+}
+
+/** Create: fields of other types are dropped; a missing required one is named. */
+export function credentialForCreate(authType: AuthType, input: CredentialInput): NewCredential {
+  const details: ErrorDetail[] = [];
+  const require = (field: string, value: unknown): void => {
+    if (value === undefined) details.push({ field, problem: `is required for authType ${authType}` });
+  };
+  let apiKey: ApiKeyPlacement | null = null;
+  const secrets: Secrets = {};
+  if (authType === 'BEARER_TOKEN') {
+    require('token', input.token);
+    lengthProblem(details, 'token', input.token, LIMITS.token);
+    secrets.token = input.token;
+  } else if (authType === 'BASIC_AUTH') {
+    require('username', input.username);
+    require('password', input.password);
+    basicProblems(details, input);
+    secrets.username = input.username;
+    secrets.password = input.password;
+  } else if (authType === 'API_KEY') {
+    require('apiKey', input.apiKey);
+    if (input.apiKey) {
+      require('apiKey.key', input.apiKey.key);
+      require('apiKey.value', input.apiKey.value);
+      const position = (input.apiKey.position ?? 'header') as ApiKeyPosition;
+      checkApiKeyName(details, input.apiKey.key, position);
+      lengthProblem(details, 'apiKey.value', input.apiKey.value, LIMITS.apiKeyValue);
+      apiKey = { key: input.apiKey.key ?? '', position };
+      secrets.apiKeyValue = input.apiKey.value;
+    }
+  }
+  if (details.length > 0) throw validationError(details);
+  return { apiKey, secrets };
+}
+
+/**
+ * PATCH: only given fields change. A credential field of another type is an
+ * error here (unlike on create): silently ignoring it would leave the caller
+ * believing a secret was rotated when it was not.
+ */
+export function credentialForPatch(
+  authType: AuthType,
+  current: NewCredential,
+  input: CredentialInput,
+): { credential: NewCredential; secretsChanged: boolean } {
+  const details: ErrorDetail[] = [];
+  for (const field of CREDENTIAL_FIELDS) {
+    if (input[field] !== undefined && !FIELDS[authType].includes(field)) {
+      details.push({ field, problem: `does not belong to authType ${authType}` });
+    }
+  }
+  if (details.length > 0) throw validationError(details);
+
+  const secrets: Secrets = { ...current.secrets };
+  let apiKey = current.apiKey;
+  if (input.token !== undefined) secrets.token = input.token;
+  if (input.username !== undefined) secrets.username = input.username;
+  if (input.password !== undefined) secrets.password = input.password;
+  if (input.apiKey !== undefined && apiKey) {
+    apiKey = { key: input.apiKey.key ?? apiKey.key, position: (input.apiKey.position as ApiKeyPosition) ?? apiKey.position };
+    if (input.apiKey.value !== undefined) secrets.apiKeyValue = input.apiKey.value;
+  }
+  lengthProblem(details, 'token', input.token, LIMITS.token);
+  basicProblems(details, input);
+  if (input.apiKey && apiKey) {
+    checkApiKeyName(details, apiKey.key, apiKey.position);
+    lengthProblem(details, 'apiKey.value', input.apiKey.value, LIMITS.apiKeyValue);
+  }
+  if (details.length > 0) throw validationError(details);
+  const secretsChanged =
+    input.token !== undefined || input.username !== undefined || input.password !== undefined || input.apiKey?.value !== undefined;
+  return { credential: { apiKey, secrets }, secretsChanged };
+}
+
+/** One header or query parameter to set upstream. Names of headers are lower-case. */
+export interface Injection {
+  headers: Array<[string, string]>;
+  query: Array<[string, string]>;
+}
+
+/** What a credential adds to a request: the last step of injection. */
+export function credentialInjection(authType: AuthType, apiKey: ApiKeyPlacement | null, secrets: Secrets): Injection {
+  switch (authType) {
+    case 'BEARER_TOKEN':
+      return { headers: [['authorization', `Bearer ${secrets.token ?? ''}`]], query: [] };
+    case 'BASIC_AUTH': {
+      const basic = Buffer.from(`${secrets.username ?? ''}:${secrets.password ?? ''}`).toString('base64');
+      return { headers: [['authorization', `Basic ${basic}`]], query: [] };
+    }
+    case 'API_KEY':
+      if (!apiKey) return { headers: [], query: [] };
+      return apiKey.position === 'query'
+        ? { headers: [], query: [[apiKey.key, secrets.apiKeyValue ?? '']] }
+        : { headers: [[apiKey.key.toLowerCase(), secrets.apiKeyValue ?? '']], query: [] };
+    case 'NO_AUTH':
+      return { headers: [], query: [] };
+  }
+}
+
+export const headersToPairs = (headers: StaticHeader[]): Array<[string, string]> =>
+  headers.map((h) => [h.key.toLowerCase(), h.value]);

@@ -1,0 +1,39 @@
+import pino, { type DestinationStream, type Logger } from 'pino';
+import { REDACTED_HEADERS } from './credentials/headers.js';
+
+export type { Logger };
+
+/**
+ * Belt and braces: latchkey never logs header objects or bodies, but if a
+ * headers object ever reaches a log line, these paths are censored. pino's
+ * paths are case-sensitive, which is why header names are logged lower-case.
+ */
+const REDACT_PATHS = REDACTED_HEADERS.flatMap((h) => [
+  `headers["${h}"]`,
+  `req.headers["${h}"]`,
+  `res.headers["${h}"]`,
+]);
+
+export function createLogger(level: string, destination?: DestinationStream): Logger {
+  return pino(
+    {
+      level,
+      base: { service: 'latchkey' },
+      timestamp: pino.stdTimeFunctions.isoTime,
+      redact: { paths: REDACT_PATHS, censor: '[redacted]' },
+    },
+    destination ?? pino.destination({ fd: 1, sync: false }),
+  );
+}
+
+/** A path with every query value replaced, for logs and the audit trail. */
+export function redactQuery(pathAndQuery: string): string {
+  const q = pathAndQuery.indexOf('?');
+  if (q < 0) return pathAndQuery;
+  const names = pathAndQuery
+    .slice(q + 1)
+    .split('&')
+    .filter((p) => p.length > 0)
+    .map((p) => `${p.split('=')[0]}=[redacted]`);
+  return `${pathAndQuery.slice(0, q)}?${names.join('&')}`;
+}

@@ -1,0 +1,171 @@
+import type { Db } from './db.js';
+import { nextTimestamp, nowIso } from './db.js';
+import { LatchkeyError } from '../errors.js';
+import { newAuthId } from '../ids.js';
+import type { StaticHeader } from '../credentials/headers.js';
+import type { ApiKeyPlacement, AuthType, NewCredential, Secrets } from '../credentials/auth-types.js';
+import { openRecord, sealRecord, rewrapKey } from '../crypto/seal.js';
+
+/** An auth record as stored, without its secrets: the only form an admin response is built from. */
+export interface AuthRecord {
+  authId: string;
+  integrationId: string;
+  authType: AuthType;
+  headers: StaticHeader[];
+  apiKey: ApiKeyPlacement | null;
+  createdAt: string;
+  updatedAt: string;
+}
+
+interface Row {
+  seq: number;
+  auth_id: string;
+  integration_id: string;
+  auth_type: AuthType;
+  headers: string;
+  api_key_name: string | null;
+  api_key_position: 'header' | 'query' | null;
+  wrapped_key: Buffer;
+  sealed: Buffer;
+  created_at: string;
+  updated_at: string;
+}
+
+function toRecord(row: Row): AuthRecord {
+  return {
+    authId: row.auth_id,
+    integrationId: row.integration_id,
+    authType: row.auth_type,
+    headers: JSON.parse(row.headers) as StaticHeader[],
+    apiKey: row.api_key_name && row.api_key_position ? { key: row.api_key_name, position: row.api_key_position } : null,
+    createdAt: row.created_at,
+    updatedAt: row.updated_at,
+  };
+}
+
+export class AuthRecordRepo {
+  private readonly insertStmt;
+  private readonly getStmt;
+  private readonly listStmt;
+  private readonly latestStmt;
+  private readonly updateStmt;
+  private readonly deleteStmt;
+  private readonly allKeysStmt;
+  private readonly rewrapStmt;
+
+  constructor(
+    db: Db,
+    private readonly masterKey: () => Buffer,
+    private readonly onWrite: () => void,
+  ) {
+    this.insertStmt = db.prepare(`
+      INSERT INTO auth_records
+        (auth_id, integration_id, auth_type, headers, api_key_name, api_key_position, wrapped_key, sealed, created_at, updated_at)
+      VALUES
+        (@authId, @integrationId, @authType, @headers, @apiKeyName, @apiKeyPosition, @wrappedKey, @sealed, @now, @now)`);
+    this.getStmt = db.prepare<[string, string], Row>(
+      'SELECT * FROM auth_records WHERE integration_id = ? AND auth_id = ?',
+    );
+    this.listStmt = db.prepare<[string], Row>('SELECT * FROM auth_records WHERE integration_id = ? ORDER BY seq');
+    this.latestStmt = db.prepare<[string], Row>(
+      'SELECT * FROM auth_records WHERE integration_id = ? ORDER BY seq DESC LIMIT 1',
+    );
+    this.updateStmt = db.prepare(`
+      UPDATE auth_records
+      SET headers = @headers, api_key_name = @apiKeyName, api_key_position = @apiKeyPosition,
+          wrapped_key = @wrappedKey, sealed = @sealed, updated_at = @now
+      WHERE auth_id = @authId`);
+    this.deleteStmt = db.prepare('DELETE FROM auth_records WHERE integration_id = ? AND auth_id = ?');
+    this.allKeysStmt = db.prepare<[], { auth_id: string; wrapped_key: Buffer }>(
+      'SELECT auth_id, wrapped_key FROM auth_records',
+    );
+    this.rewrapStmt = db.prepare('UPDATE auth_records SET wrapped_key = ? WHERE auth_id = ?');
+  }
+
+  create(integrationId: string, authType: AuthType, headers: StaticHeader[], credential: NewCredential): AuthRecord {
+    const authId = newAuthId();
+    const sealed = sealRecord(this.masterKey(), integrationId, authId, credential.secrets);
+    this.insertStmt.run({
+      authId,
+      integrationId,
+      authType,
+      headers: JSON.stringify(headers),
+      apiKeyName: credential.apiKey?.key ?? null,
+      apiKeyPosition: credential.apiKey?.position ?? null,
+      wrappedKey: sealed.wrappedKey,
+      sealed: sealed.sealed,
+      now: nowIso(),
+    });
+    this.onWrite();
+    return this.mustGet(integrationId, authId);
+  }
+
+  private row(integrationId: string, authId: string): Row {
+    const row = this.getStmt.get(integrationId, authId);
+    if (!row) throw new LatchkeyError('NOT_FOUND', `auth record ${authId} not found in integration ${integrationId}`);
+    return row;
+  }
+
+  mustGet(integrationId: string, authId: string): AuthRecord {
+    return toRecord(this.row(integrationId, authId));
+  }
+
+  get(integrationId: string, authId: string): AuthRecord | undefined {
+    const row = this.getStmt.get(integrationId, authId);
+    return row ? toRecord(row) : undefined;
+  }
+
+  list(integrationId: string): AuthRecord[] {
+    return this.listStmt.all(integrationId).map(toRecord);
+  }
+
+  /** The record a call uses when it names none: the most recently created. */
+  latest(integrationId: string): AuthRecord | undefined {
+    const row = this.latestStmt.get(integrationId);
+    return row ? toRecord(row) : undefined;
+  }
+
+  /** Opens the record's secrets; they should live no longer than the caller needs them. */
+  openSecrets(integrationId: string, authId: string): Secrets {
+    const row = this.row(integrationId, authId);
+    return openRecord(this.masterKey(), integrationId, authId, { wrappedKey: row.wrapped_key, sealed: row.sealed }) as Secrets;
+  }
+
+  /** Writes new headers and placement; re-seals (with a fresh data key) only when `secrets` is given. */
+  update(
+    integrationId: string,
+    authId: string,
+    headers: StaticHeader[],
+    apiKey: ApiKeyPlacement | null,
+    secrets: Secrets | null,
+  ): AuthRecord {
+    const row = this.row(integrationId, authId);
+    const sealed = secrets
+      ? sealRecord(this.masterKey(), integrationId, authId, secrets)
+      : { wrappedKey: row.wrapped_key, sealed: row.sealed };
+    this.updateStmt.run({
+      authId,
+      headers: JSON.stringify(headers),
+      apiKeyName: apiKey?.key ?? null,
+      apiKeyPosition: apiKey?.position ?? null,
+      wrappedKey: sealed.wrappedKey,
+      sealed: sealed.sealed,
+      now: nextTimestamp(row.updated_at),
+    });
+    this.onWrite();
+    return this.mustGet(integrationId, authId);
+  }
+
+  delete(integrationId: string, authId: string): boolean {
+    const changed = this.deleteStmt.run(integrationId, authId).changes > 0;
+    if (changed) this.onWrite();
+    return changed;
+  }
+
+  /** Re-wraps every data key; the caller runs this inside a transaction. */
+  rewrapAll(oldKey: Buffer, newKey: Buffer): number {
+    const rows = this.allKeysStmt.all();
+    for (const r of rows) this.rewrapStmt.run(rewrapKey(oldKey, newKey, r.auth_id, r.wrapped_key), r.auth_id);
+    return rows.length;
+  }
+}

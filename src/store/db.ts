@@ -1,0 +1,110 @@
+import { chmodSync, existsSync, mkdirSync } from 'node:fs';
+import { dirname } from 'node:path';
+import Database from 'better-sqlite3';
+
+export type Db = Database.Database;
+
+/** Migrations by `PRAGMA user_version`: entry i takes the schema from version i to i+1. */
+const MIGRATIONS: string[] = [
+  `
+  CREATE TABLE meta (
+    key   TEXT PRIMARY KEY,
+    value BLOB NOT NULL
+  ) STRICT;
+
+  CREATE TABLE integrations (
+    seq            INTEGER PRIMARY KEY AUTOINCREMENT,
+    integration_id TEXT NOT NULL UNIQUE,
+    name           TEXT,
+    base_url       TEXT NOT NULL,
+    allowed_hosts  TEXT NOT NULL,
+    headers        TEXT NOT NULL,
+    created_at     TEXT NOT NULL,
+    updated_at     TEXT NOT NULL
+  ) STRICT;
+
+  CREATE TABLE auth_records (
+    seq              INTEGER PRIMARY KEY AUTOINCREMENT,
+    auth_id          TEXT NOT NULL UNIQUE,
+    integration_id   TEXT NOT NULL REFERENCES integrations (integration_id) ON DELETE CASCADE,
+    auth_type        TEXT NOT NULL,
+    headers          TEXT NOT NULL,
+    api_key_name     TEXT,
+    api_key_position TEXT,
+    wrapped_key      BLOB NOT NULL,
+    sealed           BLOB NOT NULL,
+    created_at       TEXT NOT NULL,
+    updated_at       TEXT NOT NULL
+  ) STRICT;
+  CREATE INDEX auth_records_by_integration ON auth_records (integration_id, seq);
+
+  CREATE TABLE api_keys (
+    key_id       TEXT PRIMARY KEY,
+    name         TEXT NOT NULL,
+    role         TEXT NOT NULL,
+    integrations TEXT NOT NULL,
+    prefix       TEXT NOT NULL,
+    hash         BLOB NOT NULL UNIQUE,
+    created_at   TEXT NOT NULL,
+    expires_at   TEXT,
+    last_used_at TEXT,
+    revoked_at   TEXT
+  ) STRICT;
+  `,
+];
+
+export const SCHEMA_VERSION = MIGRATIONS.length;
+
+export class DatabaseError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'DatabaseError';
+  }
+}
+
+/**
+ * Opens (creating if needed) the database, sets WAL and foreign keys, and runs
+ * pending migrations in one transaction. An existing database at the current
+ * version is not written to.
+ */
+export function openDatabase(path: string, options: { readonly?: boolean } = {}): Db {
+  if (!options.readonly && path !== ':memory:') mkdirSync(dirname(path), { recursive: true, mode: 0o700 });
+  if (options.readonly && !existsSync(path)) throw new DatabaseError(`database ${path}: does not exist`);
+  let db: Db;
+  const isNew = path !== ':memory:' && !existsSync(path);
+  try {
+    db = new Database(path, { readonly: options.readonly ?? false, fileMustExist: options.readonly ?? false });
+    // Sealed blobs are not secrets, but nothing about this file is anyone else's business.
+    if (isNew) chmodSync(path, 0o600);
+    if (!options.readonly) db.pragma('journal_mode = WAL');
+    // WAL alone leaves this connection at FULL; NORMAL is durable against a process kill.
+    db.pragma('synchronous = NORMAL');
+    db.pragma('foreign_keys = ON');
+    db.pragma('busy_timeout = 5000');
+    const version = db.pragma('user_version', { simple: true }) as number;
+    if (version > SCHEMA_VERSION) {
+      db.close();
+      throw new DatabaseError(`database ${path}: schema version ${version} is newer than this latchkey (${SCHEMA_VERSION})`);
+    }
+    if (version < SCHEMA_VERSION && !options.readonly) migrate(db, version);
+  } catch (err) {
+    if (err instanceof DatabaseError) throw err;
+    throw new DatabaseError(`database ${path}: ${(err as Error).message}`);
+  }
+  return db;
+}
+
+function migrate(db: Db, from: number): void {
+  db.transaction(() => {
+    for (let v = from; v < SCHEMA_VERSION; v++) db.exec(MIGRATIONS[v] as string);
+    db.pragma(`user_version = ${SCHEMA_VERSION}`);
+  })();
+}
+
+export const nowIso = (): string => new Date().toISOString();
+
+/** Now, or one millisecond after `before` when the clock has not moved past it. */
+export function nextTimestamp(before: string): string {
+  const now = nowIso();
+  return now > before ? now : new Date(Date.parse(before) + 1).toISOString();
+}

@@ -1,0 +1,155 @@
+import type { Db } from './db.js';
+import { nextTimestamp, nowIso } from './db.js';
+import { LatchkeyError } from '../errors.js';
+import type { StaticHeader } from '../credentials/headers.js';
+import { parseBaseUrl } from '../hosts.js';
+
+export interface Integration {
+  integrationId: string;
+  name: string;
+  baseUrl: string;
+  /** Effective list: the stored one, or the base URL's host when none was set. */
+  allowedHosts: string[];
+  headers: StaticHeader[];
+  createdAt: string;
+  updatedAt: string;
+}
+
+export interface IntegrationWrite {
+  integrationId: string;
+  name: string;
+  baseUrl: string;
+  /** null: follow the base URL's host. */
+  allowedHosts: string[] | null;
+  headers: StaticHeader[];
+}
+
+interface Row {
+  seq: number;
+  integration_id: string;
+  name: string | null;
+  base_url: string;
+  allowed_hosts: string;
+  headers: string;
+  created_at: string;
+  updated_at: string;
+}
+
+export interface Page<T> {
+  data: T[];
+  nextCursor: string | null;
+}
+
+export function encodeCursor(seq: number): string {
+  return Buffer.from(`s:${seq}`).toString('base64url');
+}
+
+export function decodeCursor(cursor: string): number | null {
+  const m = /^s:(\d{1,15})$/.exec(Buffer.from(cursor, 'base64url').toString('utf8'));
+  return m ? Number(m[1]) : null;
+}
+
+function toIntegration(row: Row): Integration {
+  const stored = JSON.parse(row.allowed_hosts) as string[] | null;
+  const base = parseBaseUrl(row.base_url);
+  return {
+    integrationId: row.integration_id,
+    name: row.name ?? row.integration_id,
+    baseUrl: row.base_url,
+    allowedHosts: stored ?? (typeof base === 'string' ? [] : [base.host]),
+    headers: JSON.parse(row.headers) as StaticHeader[],
+    createdAt: row.created_at,
+    updatedAt: row.updated_at,
+  };
+}
+
+/** One statement per operation, prepared once. */
+export class IntegrationRepo {
+  private readonly insertStmt;
+  private readonly getStmt;
+  private readonly rawStmt;
+  private readonly listStmt;
+  private readonly updateStmt;
+  private readonly deleteStmt;
+
+  constructor(db: Db, private readonly onWrite: () => void) {
+    this.insertStmt = db.prepare(`
+      INSERT INTO integrations (integration_id, name, base_url, allowed_hosts, headers, created_at, updated_at)
+      VALUES (@integrationId, @name, @baseUrl, @allowedHosts, @headers, @now, @now)`);
+    this.getStmt = db.prepare<[string], Row>('SELECT * FROM integrations WHERE integration_id = ?');
+    this.rawStmt = db.prepare<[string], { allowed_hosts: string }>(
+      'SELECT allowed_hosts FROM integrations WHERE integration_id = ?',
+    );
+    this.listStmt = db.prepare<[number, number], Row>('SELECT * FROM integrations WHERE seq > ? ORDER BY seq LIMIT ?');
+    this.updateStmt = db.prepare(`
+      UPDATE integrations
+      SET name = @name, base_url = @baseUrl, allowed_hosts = @allowedHosts, headers = @headers, updated_at = @now
+      WHERE integration_id = @integrationId`);
+    this.deleteStmt = db.prepare('DELETE FROM integrations WHERE integration_id = ?');
+  }
+
+  private params(w: IntegrationWrite, now: string) {
+    return {
+      integrationId: w.integrationId,
+      name: w.name,
+      baseUrl: w.baseUrl,
+      allowedHosts: JSON.stringify(w.allowedHosts),
+      headers: JSON.stringify(w.headers),
+      now,
+    };
+  }
+
+  create(w: IntegrationWrite): Integration {
+    try {
+      this.insertStmt.run(this.params(w, nowIso()));
+    } catch (err) {
+      if ((err as { code?: string }).code === 'SQLITE_CONSTRAINT_UNIQUE') {
+        throw new LatchkeyError('CONFLICT', `integration ${w.integrationId} already exists`);
+      }
+      throw err;
+    }
+    this.onWrite();
+    return this.mustGet(w.integrationId);
+  }
+
+  get(integrationId: string): Integration | undefined {
+    const row = this.getStmt.get(integrationId);
+    return row ? toIntegration(row) : undefined;
+  }
+
+  mustGet(integrationId: string): Integration {
+    const found = this.get(integrationId);
+    if (!found) throw new LatchkeyError('NOT_FOUND', `integration ${integrationId} not found`);
+    return found;
+  }
+
+  /** The stored allowedHosts, null when it follows the base URL. */
+  storedAllowedHosts(integrationId: string): string[] | null {
+    const row = this.rawStmt.get(integrationId);
+    return row ? (JSON.parse(row.allowed_hosts) as string[] | null) : null;
+  }
+
+  list(limit: number, afterSeq: number): Page<Integration> {
+    // One extra row tells whether there is a next page.
+    const rows = this.listStmt.all(afterSeq, limit + 1);
+    const page = rows.slice(0, limit);
+    const last = page[page.length - 1];
+    return {
+      data: page.map(toIntegration),
+      nextCursor: rows.length > limit && last ? encodeCursor(last.seq) : null,
+    };
+  }
+
+  update(w: IntegrationWrite): Integration {
+    const now = nextTimestamp(this.mustGet(w.integrationId).updatedAt);
+    this.updateStmt.run(this.params(w, now));
+    this.onWrite();
+    return this.mustGet(w.integrationId);
+  }
+
+  delete(integrationId: string): boolean {
+    const changed = this.deleteStmt.run(integrationId).changes > 0;
+    if (changed) this.onWrite();
+    return changed;
+  }
+}

@@ -1,0 +1,124 @@
+import { existsSync, renameSync, writeFileSync } from 'node:fs';
+import type { Db } from './db.js';
+import { openDatabase } from './db.js';
+import { IntegrationRepo } from './integrations.js';
+import { AuthRecordRepo } from './auth-records.js';
+import { ApiKeyRepo } from './api-keys.js';
+import { checkMasterKey, makeCheckValue } from '../crypto/seal.js';
+import { MasterKeyError, resolveMasterKey, type MasterKeySource } from '../crypto/master-key.js';
+import { LatchkeyError } from '../errors.js';
+
+const CHECK_KEY = 'master_check';
+
+export interface StoreOptions {
+  dbPath: string;
+  masterKey: string | undefined;
+  masterKeyFile: string;
+}
+
+/**
+ * The database and the master key, opened together: a Store exists only once
+ * the key has been proven to open this database's check value.
+ */
+export class Store {
+  readonly integrations: IntegrationRepo;
+  readonly authRecords: AuthRecordRepo;
+  readonly apiKeys: ApiKeyRepo;
+  private localWrites = 0;
+  private readonly dataVersionStmt;
+  private readonly getCheckStmt;
+  private readonly setCheckStmt;
+  private checkedAtVersion = -1;
+
+  private constructor(
+    readonly db: Db,
+    private masterKey: Buffer,
+    readonly masterKeySource: MasterKeySource,
+  ) {
+    this.dataVersionStmt = db.prepare<[], { data_version: number }>('PRAGMA data_version');
+    this.getCheckStmt = db.prepare<[string], { value: Buffer }>('SELECT value FROM meta WHERE key = ?');
+    this.setCheckStmt = db.prepare('INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)');
+    const bump = (): void => {
+      this.localWrites++;
+    };
+    this.integrations = new IntegrationRepo(db, bump);
+    this.authRecords = new AuthRecordRepo(db, () => this.currentMasterKey(), bump);
+    this.apiKeys = new ApiKeyRepo(db, bump);
+  }
+
+  /** Throws MasterKeyError (wrong or missing key) or DatabaseError; the database file is not changed then. */
+  static open(options: StoreOptions): Store {
+    const db = openDatabase(options.dbPath);
+    try {
+      const check = db.prepare<[string], { value: Buffer }>('SELECT value FROM meta WHERE key = ?').get(CHECK_KEY);
+      const hasRecords = (db.prepare('SELECT count(*) AS n FROM auth_records').get() as { n: number }).n > 0;
+      const resolved = resolveMasterKey(options.masterKey, options.masterKeyFile, check !== undefined || hasRecords);
+      if (check && !checkMasterKey(resolved.key, check.value)) {
+        throw new MasterKeyError(
+          `the master key (from ${resolved.source === 'env' ? 'LATCHKEY_MASTER_KEY' : options.masterKeyFile}) does not open ${options.dbPath}`,
+        );
+      }
+      const store = new Store(db, resolved.key, resolved.source);
+      if (!check) store.setCheckStmt.run(CHECK_KEY, makeCheckValue(resolved.key));
+      return store;
+    } catch (err) {
+      db.close();
+      throw err;
+    }
+  }
+
+  /**
+   * Changes whenever this process or another one wrote to the database, so a
+   * cache keyed on it is never stale by more than the call that reads it.
+   */
+  version(): number {
+    return this.localWrites + (this.dataVersionStmt.get()?.data_version ?? 0);
+  }
+
+  /**
+   * The master key for sealing. If another process rotated the master key,
+   * sealing under the old one would make new records unreadable; re-checking
+   * the check value whenever the database changed refuses that.
+   */
+  private currentMasterKey(): Buffer {
+    const v = this.version();
+    if (v !== this.checkedAtVersion) {
+      const check = this.getCheckStmt.get(CHECK_KEY);
+      if (!check || !checkMasterKey(this.masterKey, check.value)) {
+        throw new LatchkeyError('SERVICE_UNAVAILABLE', 'the master key was rotated by another process; restart latchkey');
+      }
+      this.checkedAtVersion = v;
+    }
+    return this.masterKey;
+  }
+
+  /** Re-wraps every data key and the check value in one transaction. */
+  rotateMasterKey(newKey: Buffer): number {
+    const oldKey = this.masterKey;
+    const count = this.db.transaction(() => {
+      const n = this.authRecords.rewrapAll(oldKey, newKey);
+      this.setCheckStmt.run(CHECK_KEY, makeCheckValue(newKey));
+      return n;
+    })();
+    this.masterKey = newKey;
+    this.localWrites++;
+    return count;
+  }
+
+  /** A consistent online copy (SQLite's backup API), safe while serving. */
+  async backup(file: string): Promise<void> {
+    if (existsSync(file)) throw new Error(`${file} already exists`);
+    await this.db.backup(file);
+  }
+
+  close(): void {
+    if (this.db.open) this.db.close();
+  }
+}
+
+/** Replaces a key file atomically, mode 0600. */
+export function replaceKeyFile(path: string, key: Buffer): void {
+  const tmp = `${path}.tmp-${process.pid}`;
+  writeFileSync(tmp, `${key.toString('base64')}\n`, { mode: 0o600 });
+  renameSync(tmp, path);
+}
