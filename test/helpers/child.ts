@@ -1,0 +1,68 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import { createInterface } from 'node:readline';
+import { fileURLToPath } from 'node:url';
+
+export interface CliResult {
+  code: number | null;
+  stdout: string;
+  stderr: string;
+}
+
+/** The compiled CLI: `npm test` builds before vitest runs, and a child process runs real JavaScript. */
+export const compiledCli = (): string => fileURLToPath(new URL('../../dist/src/cli.js', import.meta.url));
+
+export function runCli(args: string[], env: Record<string, string>, timeoutMs = 30_000): Promise<CliResult> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, [compiledCli(), ...args], { env: { PATH: process.env.PATH ?? '', ...env } });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
+    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+    const timer = setTimeout(() => {
+      child.kill('SIGKILL');
+      reject(new Error(`latchkey ${args.join(' ')} did not finish in ${timeoutMs} ms`));
+    }, timeoutMs);
+    child.on('close', (code) => {
+      clearTimeout(timer);
+      resolve({ code, stdout, stderr });
+    });
+  });
+}
+
+export interface ServerProcess {
+  child: ChildProcess;
+  proxyUrl: string;
+  adminUrl: string;
+  output: () => string;
+  exited: Promise<number | null>;
+}
+
+/** `latchkey serve` as a child process; resolves once it logs "listening". */
+export function startServer(env: Record<string, string>, timeoutMs = 30_000): Promise<ServerProcess> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, [compiledCli(), 'serve'], { env: { PATH: process.env.PATH ?? '', ...env } });
+    let out = '';
+    child.stderr?.on('data', (d: Buffer) => (out += d.toString()));
+    const exited = new Promise<number | null>((r) => child.on('exit', (code) => r(code)));
+    const timer = setTimeout(() => {
+      child.kill('SIGKILL');
+      reject(new Error(`server did not start: ${out}`));
+    }, timeoutMs);
+    void exited.then((code) => {
+      clearTimeout(timer);
+      reject(new Error(`server exited with ${code}: ${out}`));
+    });
+    createInterface({ input: child.stdout! }).on('line', (line) => {
+      out += `${line}\n`;
+      try {
+        const rec = JSON.parse(line) as { msg?: string; proxy?: string; admin?: string };
+        if (rec.msg === 'listening') {
+          clearTimeout(timer);
+          resolve({ child, proxyUrl: rec.proxy ?? '', adminUrl: rec.admin ?? '', output: () => out, exited });
+        }
+      } catch {
+        // not a log line
+      }
+    });
+  });
+}
