@@ -10,6 +10,12 @@ import { KeyVerifier } from './access/principal.js';
 import { TokenService } from './access/tokens.js';
 import { Authenticator } from './access/credentials.js';
 import { buildAdminServer } from './admin/server.js';
+import { createProxyServer } from './proxy/server.js';
+import { createUpstreamAgent } from './proxy/forward.js';
+import { PlanCache } from './proxy/plans.js';
+import { upstreamCa } from './proxy/tls.js';
+import type { Server } from 'node:http';
+import { once } from 'node:events';
 
 export interface RunningApp {
   proxyUrl: string;
@@ -49,6 +55,7 @@ export async function startApp(config: Config, log: Logger): Promise<RunningApp>
     log.warn({ file: config.masterKeyFile }, 'no master key was given: a new one was generated into the file; back it up');
   }
   let admin: FastifyInstance | undefined;
+  let proxy: Server | undefined;
   try {
     ensureAdminKey(store, config, log);
     const keys = new KeyVerifier(store, config.adminKey);
@@ -62,29 +69,48 @@ export async function startApp(config: Config, log: Logger): Promise<RunningApp>
       audit: () => undefined,
       ready: () => ready,
     });
+    const ca = upstreamCa(config.proxy.caFile);
+    const agent = createUpstreamAgent({
+      connectTimeoutMs: config.proxy.connectTimeoutMs,
+      headersTimeoutMs: config.proxy.headersTimeoutMs,
+      bodyTimeoutMs: config.proxy.bodyTimeoutMs,
+      ca,
+    });
+    proxy = createProxyServer({ plans: new PlanCache(store), authn, clientAuth: config.proxy.clientAuth, agent, log, ca });
+    proxy.listen(config.proxyAddress.port, config.proxyAddress.host);
+    await once(proxy, 'listening');
     await admin.listen({ host: config.adminAddress.host, port: config.adminAddress.port });
+    const proxyUrl = urlOf(proxy);
     const adminUrl = urlOf(admin.server);
     ready = true;
     const flush = setInterval(() => keys.flushLastUsed(), 5000);
     flush.unref();
-    log.info({ admin: adminUrl, proxy: null }, 'listening');
+    log.info({ proxy: proxyUrl, admin: adminUrl }, 'listening');
 
-    const app: FastifyInstance = admin;
+    const adminApp: FastifyInstance = admin;
+    const proxyServer: Server = proxy;
     return {
-      proxyUrl: '',
+      proxyUrl,
       adminUrl,
       store,
       stop: async () => {
         clearInterval(flush);
-        await app.close();
+        ready = false;
+        // Stop accepting on both listeners; in-flight calls run to completion.
+        const proxyClosed = new Promise<void>((r) => proxyServer.close(() => r()));
+        proxyServer.closeIdleConnections();
+        await Promise.all([proxyClosed, adminApp.close()]);
+        await agent.close();
         keys.flushLastUsed();
         store.close();
       },
       forceClose: () => {
-        app.server.closeAllConnections();
+        proxyServer.closeAllConnections();
+        adminApp.server.closeAllConnections();
       },
     };
   } catch (err) {
+    proxy?.close();
     await admin?.close();
     store.close();
     throw err;

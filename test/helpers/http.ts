@@ -1,3 +1,4 @@
+import { request as httpRequest } from 'node:http';
 import { request } from 'undici';
 
 export interface Reply {
@@ -48,3 +49,39 @@ export function adminClient(baseUrl: string, key: string) {
   };
 }
 export type AdminClient = ReturnType<typeof adminClient>;
+
+/**
+ * A request whose request target is sent exactly as given: an absolute-form
+ * one (`GET http://host/x HTTP/1.1`) the way HTTP_PROXY clients send it, or a
+ * path with dot segments no URL parser would leave alone.
+ */
+export function viaForwardProxy(
+  proxyUrl: string,
+  target: string,
+  options: { method?: string; headers?: Record<string, string>; body?: string } = {},
+): Promise<Reply> {
+  const proxy = new URL(proxyUrl);
+  return new Promise((resolve, reject) => {
+    const req = httpRequest(
+      { host: proxy.hostname, port: proxy.port, method: options.method ?? 'GET', path: target, headers: options.headers },
+      (res) => {
+        const chunks: Buffer[] = [];
+        res.on('data', (c: Buffer) => chunks.push(c));
+        res.on('end', () => {
+          const text = Buffer.concat(chunks).toString();
+          let json: unknown;
+          try {
+            json = JSON.parse(text);
+          } catch {
+            json = undefined;
+          }
+          resolve({ status: res.statusCode ?? 0, headers: res.headers, text, json });
+        });
+      },
+    );
+    req.on('error', reject);
+    req.end(options.body);
+  });
+}
+
+export const basic = (user: string, pass: string): string => `Basic ${Buffer.from(`${user}:${pass}`).toString('base64')}`;

@@ -1,0 +1,118 @@
+/**
+ * Building the upstream request: pure functions over headers and paths.
+ */
+import type { IncomingHttpHeaders } from 'node:http';
+import { HOP_BY_HOP } from '../credentials/headers.js';
+import type { AuthPlan } from './plans.js';
+
+/** Where the client's own latchkey credential was found, so it can be removed. */
+export type ClientKeyPlace =
+  | { kind: 'proxy-authorization' }
+  | { kind: 'header'; name: string }
+  | { kind: 'query'; name: string };
+
+/**
+ * The headers sent upstream: the client's, minus hop-by-hop ones (and any the
+ * Connection header names), Proxy-Authorization, every X-Latchkey-* header,
+ * Host, and the client credential; then the plan's headers replace any
+ * same-named ones, so a credential is never sent twice.
+ */
+export function upstreamHeaders(
+  incoming: IncomingHttpHeaders,
+  plan: AuthPlan,
+  clientKeyHeader: string | null,
+): Record<string, string | string[]> {
+  const connectionNamed = new Set(
+    String(incoming.connection ?? '')
+      .toLowerCase()
+      .split(',')
+      .map((s) => s.trim())
+      .filter(Boolean),
+  );
+  const out: Record<string, string | string[]> = {};
+  for (const [name, value] of Object.entries(incoming)) {
+    if (value === undefined) continue;
+    if (HOP_BY_HOP.has(name) || connectionNamed.has(name)) continue;
+    // undici refuses Expect; Node already answered 100-continue to the client.
+    if (name === 'host' || name === 'expect' || name.startsWith('x-latchkey-') || name === clientKeyHeader) continue;
+    out[name] = value;
+  }
+  for (const [name, value] of plan.headers) out[name] = value;
+  return out;
+}
+
+function decodeSegment(segment: string): string {
+  try {
+    return decodeURIComponent(segment);
+  } catch {
+    return segment;
+  }
+}
+
+/**
+ * RFC 3986 dot-segment removal on a path rooted at "/", treating encoded dots
+ * (%2e) as dots, so "/../admin" can never climb above the base URL's path.
+ */
+export function removeDotSegments(path: string): string {
+  const out: string[] = [];
+  const segments = path.split('/').slice(1);
+  segments.forEach((seg, i) => {
+    const decoded = decodeSegment(seg);
+    const last = i === segments.length - 1;
+    if (decoded === '.' || decoded === '..') {
+      if (decoded === '..') out.pop();
+      if (last) out.push('');
+    } else {
+      out.push(seg);
+    }
+  });
+  return `/${out.join('/')}`;
+}
+
+/**
+ * Sets the plan's query parameters: a same-named parameter is replaced where
+ * it stands (further copies and the client key's parameter are dropped), a new
+ * one is appended; every other parameter keeps its place and its encoding.
+ */
+export function injectQuery(query: string, set: Array<[string, string]>, remove: string | null): string {
+  if (set.length === 0 && remove === null) return query;
+  const values = new Map(set);
+  const placed = new Set<string>();
+  const out: string[] = [];
+  for (const pair of query.split('&')) {
+    if (pair.length === 0) continue;
+    const name = decodeQueryName(pair);
+    const value = values.get(name);
+    if (value !== undefined) {
+      if (!placed.has(name)) out.push(`${encodeURIComponent(name)}=${encodeURIComponent(value)}`);
+      placed.add(name);
+    } else if (name !== remove) {
+      out.push(pair);
+    }
+  }
+  for (const [name, value] of set) {
+    if (!placed.has(name)) out.push(`${encodeURIComponent(name)}=${encodeURIComponent(value)}`);
+  }
+  return out.join('&');
+}
+
+export function decodeQueryName(pair: string): string {
+  const eq = pair.indexOf('=');
+  const raw = eq < 0 ? pair : pair.slice(0, eq);
+  return decodeSegment(raw.replace(/\+/g, ' '));
+}
+
+export function queryValue(query: string, name: string): string | undefined {
+  for (const pair of query.split('&')) {
+    if (decodeQueryName(pair) !== name) continue;
+    const eq = pair.indexOf('=');
+    return eq < 0 ? '' : decodeSegment(pair.slice(eq + 1).replace(/\+/g, ' '));
+  }
+  return undefined;
+}
+
+/** Splits "path?query" without decoding either. */
+export function splitPathQuery(target: string): { path: string; query: string } {
+  const q = target.indexOf('?');
+  return q < 0 ? { path: target, query: '' } : { path: target.slice(0, q), query: target.slice(q + 1) };
+}

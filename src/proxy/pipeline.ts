@@ -1,0 +1,221 @@
+/**
+ * The data plane as a list of stages over one Call:
+ *
+ *   tag -> resolve -> authenticate -> authorize -> build -> forward
+ *
+ * Each stage fills in the Call or throws a coded LatchkeyError; server.ts runs
+ * them in order and turns any error into the proxy's own answer.
+ */
+import type { IncomingMessage } from 'node:http';
+import { isIP } from 'node:net';
+import { LatchkeyError } from '../errors.js';
+import { hostAllowed, isLinkLocal } from '../hosts.js';
+import { mayUseIntegration, type Principal } from '../access/principal.js';
+import type { Authenticator } from '../access/credentials.js';
+import type { AuthPlan, IntegrationPlan, PlanCache } from './plans.js';
+import {
+  injectQuery,
+  queryValue,
+  removeDotSegments,
+  splitPathQuery,
+  upstreamHeaders,
+  type ClientKeyPlace,
+} from './inject.js';
+import type { UpstreamRequest } from './forward.js';
+
+export type Mode = 'path' | 'header' | 'forward';
+
+export interface Call {
+  req: IncomingMessage;
+  requestId: string;
+  started: number;
+  mode: Mode;
+  integrationId: string | null;
+  /** Forward mode: the absolute-form target's host[:port]. */
+  target: string | null;
+  /** The path and query the caller asked for, below the integration (raw, undecoded). */
+  path: string;
+  query: string;
+  plan: IntegrationPlan | null;
+  auth: AuthPlan | null;
+  principal: Principal | null;
+  clientKey: ClientKeyPlace | null;
+  upstream: UpstreamRequest | null;
+}
+
+export interface PipelineDeps {
+  plans: PlanCache;
+  authn: Authenticator;
+  clientAuth: 'required' | 'none';
+}
+
+const header = (req: IncomingMessage, name: string): string | undefined => {
+  const v = req.headers[name];
+  return Array.isArray(v) ? v[0] : v;
+};
+
+function basicParts(value: string): { user: string; pass: string } | null {
+  const m = /^Basic +([A-Za-z0-9+/=]+) *$/i.exec(value);
+  if (!m) return null;
+  const decoded = Buffer.from(m[1] as string, 'base64').toString('utf8');
+  const colon = decoded.indexOf(':');
+  return colon < 0 ? null : { user: decoded.slice(0, colon), pass: decoded.slice(colon + 1) };
+}
+
+/** Stage 1: which integration, which mode, which path. */
+export function tag(call: Call): void {
+  const { req } = call;
+  const url = req.url ?? '/';
+  const named = header(req, 'x-latchkey-integration');
+  if (/^https?:\/\//i.test(url)) {
+    call.mode = 'forward';
+    const afterScheme = url.indexOf('//') + 2;
+    const slash = url.indexOf('/', afterScheme);
+    const qmark = url.indexOf('?', afterScheme);
+    const end = slash < 0 ? (qmark < 0 ? url.length : qmark) : qmark < 0 ? slash : Math.min(slash, qmark);
+    const authority = url.slice(afterScheme, end).toLowerCase();
+    // No userinfo in a request target: "http://a@b/" would make the target ambiguous.
+    if (authority.includes('@') || authority.length === 0) throw new LatchkeyError('HOST_NOT_ALLOWED', 'invalid request target');
+    call.target = authority;
+    const { path, query } = splitPathQuery(url.slice(end) || '/');
+    call.path = path.startsWith('/') ? path : `/${path}`;
+    call.query = query;
+    const proxyAuth = header(req, 'proxy-authorization');
+    const basic = proxyAuth ? basicParts(proxyAuth) : null;
+    call.integrationId = named ?? (basic?.user || null);
+  } else if (named !== undefined) {
+    call.mode = 'header';
+    call.integrationId = named;
+    ({ path: call.path, query: call.query } = splitPathQuery(url));
+  } else {
+    call.mode = 'path';
+    const m = /^\/([^/?]+)(.*)$/s.exec(url);
+    if (m) {
+      call.integrationId = m[1] as string;
+      ({ path: call.path, query: call.query } = splitPathQuery(m[2] as string));
+    }
+  }
+  if (!call.integrationId) {
+    throw new LatchkeyError(
+      'MISSING_INTEGRATION',
+      'name the integration: /{integrationId}/path, X-Latchkey-Integration, or the Proxy-Authorization user name',
+    );
+  }
+}
+
+/** Stage 2: the integration's plan and the auth record the call uses (errors wait for authentication). */
+export function resolve(call: Call, deps: PipelineDeps): void {
+  call.plan = deps.plans.get(call.integrationId as string);
+  if (call.plan) call.auth = deps.plans.authPlan(call.plan, header(call.req, 'x-latchkey-auth-id'));
+}
+
+/** Where a client key may be, in order; `lk_` values in the credential's own place count too (SDK drop-in). */
+function findClientKey(call: Call): { secret: string; place: ClientKeyPlace } | null {
+  const { req } = call;
+  const proxyAuth = header(req, 'proxy-authorization');
+  if (proxyAuth) {
+    const bearer = /^Bearer +(\S+) *$/i.exec(proxyAuth);
+    const secret = bearer ? bearer[1] : basicParts(proxyAuth)?.pass;
+    if (secret) return { secret, place: { kind: 'proxy-authorization' } };
+  }
+  const explicit = header(req, 'x-latchkey-key');
+  if (explicit) return { secret: explicit.trim(), place: { kind: 'header', name: 'x-latchkey-key' } };
+  const authorization = header(req, 'authorization');
+  if (authorization) {
+    const bearer = /^Bearer +(lk_\S+) *$/i.exec(authorization)?.[1];
+    const basic = basicParts(authorization);
+    const inBasic = basic?.pass.startsWith('lk_') ? basic.pass : basic?.user.startsWith('lk_') ? basic.user : undefined;
+    const secret = bearer ?? inBasic;
+    if (secret) return { secret, place: { kind: 'header', name: 'authorization' } };
+  }
+  const apiKey = call.auth?.apiKey;
+  if (apiKey?.position === 'header') {
+    const name = apiKey.key.toLowerCase();
+    const v = header(req, name);
+    if (v?.startsWith('lk_')) return { secret: v, place: { kind: 'header', name } };
+  } else if (apiKey?.position === 'query') {
+    const v = queryValue(call.query, apiKey.key);
+    if (v?.startsWith('lk_')) return { secret: v, place: { kind: 'query', name: apiKey.key } };
+  }
+  return null;
+}
+
+const ANONYMOUS: Principal = { keyId: 'anonymous', role: 'agent', integrations: ['*'], kind: 'key' };
+
+/** Stage 3: who is calling. */
+export async function authenticate(call: Call, deps: PipelineDeps): Promise<void> {
+  const found = findClientKey(call);
+  call.clientKey = found?.place ?? null;
+  if (deps.clientAuth === 'none') {
+    call.principal = ANONYMOUS;
+    return;
+  }
+  if (!found) throw new LatchkeyError('PROXY_AUTH_REQUIRED', 'a latchkey key is required to use an integration');
+  try {
+    call.principal = await deps.authn.resolve(found.secret);
+  } catch (err) {
+    // On the data plane every unusable credential reads the same.
+    if (err instanceof LatchkeyError && err.code === 'INVALID_AUTH_FORMAT') {
+      throw new LatchkeyError('INVALID_API_KEY', 'the latchkey key is invalid, expired or revoked');
+    }
+    throw err;
+  }
+}
+
+/** Stage 4: may this caller use this integration, towards this host, with a credential? */
+export function authorize(call: Call): void {
+  const id = call.integrationId as string;
+  if (!call.plan) throw new LatchkeyError('UNKNOWN_INTEGRATION', `integration ${id} does not exist`);
+  if (!mayUseIntegration(call.principal as Principal, id)) {
+    throw new LatchkeyError('INTEGRATION_NOT_ALLOWED', `this key may not use integration ${id}`);
+  }
+  const { base, allowedHosts } = call.plan;
+  const target = call.target ?? base.host;
+  const hostname = target.replace(/:\d+$/, '').replace(/^\[|\]$/g, '');
+  if (!hostAllowed(allowedHosts, target, base.port)) {
+    throw new LatchkeyError('HOST_NOT_ALLOWED', `${target} is not an allowed host of integration ${id}`);
+  }
+  if (isIP(hostname) && isLinkLocal(hostname)) {
+    throw new LatchkeyError('HOST_NOT_ALLOWED', `${target} is link-local and is never dialled`);
+  }
+  if (!call.auth) {
+    const named = header(call.req, 'x-latchkey-auth-id');
+    throw new LatchkeyError(
+      'NO_AUTH_RECORD',
+      named ? `integration ${id} has no auth record ${named}` : `integration ${id} has no auth record`,
+    );
+  }
+}
+
+/** Stage 5: the request that goes upstream, with the credential in place. */
+export function build(call: Call): void {
+  const plan = call.plan as IntegrationPlan;
+  const auth = call.auth as AuthPlan;
+  const { base } = plan;
+  let origin: string;
+  let path: string;
+  let hostname: string;
+  if (call.mode === 'forward') {
+    // The scheme is the integration's: an http:// target of an https integration goes out over TLS.
+    const target = call.target as string;
+    const hasPort = /:\d+$/.test(target);
+    origin = `${base.protocol}//${hasPort ? target : `${target}:${base.port}`}`;
+    hostname = target.replace(/:\d+$/, '');
+    path = call.path;
+  } else {
+    origin = `${base.protocol}//${base.host}`;
+    hostname = base.hostname;
+    const rest = call.path === '' ? '' : removeDotSegments(call.path.startsWith('/') ? call.path : `/${call.path}`);
+    path = `${base.pathPrefix}${rest}` || '/';
+  }
+  const queryKey = call.clientKey?.kind === 'query' ? call.clientKey.name : null;
+  const query = injectQuery(call.query, auth.query, queryKey);
+  const clientKeyHeader = call.clientKey?.kind === 'header' ? call.clientKey.name : null;
+  call.upstream = {
+    origin,
+    path: query ? `${path}?${query}` : path,
+    method: call.req.method ?? 'GET',
+    headers: upstreamHeaders(call.req.headers, auth, clientKeyHeader),
+    hostname,
+  };
+}

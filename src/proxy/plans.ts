@@ -1,0 +1,100 @@
+/**
+ * Injection plans: everything a proxied call needs about its integration and
+ * auth record, resolved from the store once and kept in memory. The cache is
+ * dropped whenever the database version moves (a write from this process or
+ * any other), so an admin change applies to the very next call.
+ */
+import { parseBaseUrl, type ParsedBaseUrl } from '../hosts.js';
+import { credentialInjection, headersToPairs, type ApiKeyPlacement, type AuthType } from '../credentials/auth-types.js';
+import type { Store } from '../store/store.js';
+import { LatchkeyError } from '../errors.js';
+
+export interface AuthPlan {
+  authId: string;
+  authType: AuthType;
+  apiKey: ApiKeyPlacement | null;
+  /** integration headers, then record headers, then the credential: one entry per lower-case name, last wins. */
+  headers: Array<[string, string]>;
+  /** Query parameters to set (API_KEY in query position). */
+  query: Array<[string, string]>;
+}
+
+export interface IntegrationPlan {
+  integrationId: string;
+  base: ParsedBaseUrl;
+  allowedHosts: string[];
+  /** The most recent auth record's plan, or null when the integration has none. */
+  latest: AuthPlan | null;
+  /** Plans for records named with X-Latchkey-Auth-Id, filled on demand. */
+  byAuthId: Map<string, AuthPlan | null>;
+}
+
+/** Merges header lists so that a later list replaces a same-named (case-insensitive) header. */
+export function mergeHeaders(...lists: Array<Array<[string, string]>>): Array<[string, string]> {
+  const merged = new Map<string, string>();
+  for (const list of lists) for (const [name, value] of list) merged.set(name.toLowerCase(), value);
+  return [...merged];
+}
+
+export class PlanCache {
+  private plans = new Map<string, IntegrationPlan | null>();
+  private version = -1;
+
+  constructor(private readonly store: Store) {}
+
+  /** The plan of an integration, or null when it does not exist. */
+  get(integrationId: string): IntegrationPlan | null {
+    const v = this.store.version();
+    if (v !== this.version) {
+      this.plans = new Map();
+      this.version = v;
+    }
+    let plan = this.plans.get(integrationId);
+    if (plan === undefined) {
+      plan = this.load(integrationId);
+      this.plans.set(integrationId, plan);
+    }
+    return plan;
+  }
+
+  /** The auth plan for a call: the named record, else the most recent one. */
+  authPlan(plan: IntegrationPlan, authId: string | undefined): AuthPlan | null {
+    if (authId === undefined) return plan.latest;
+    let found = plan.byAuthId.get(authId);
+    if (found === undefined) {
+      found = this.loadAuth(plan.integrationId, authId);
+      plan.byAuthId.set(authId, found);
+    }
+    return found;
+  }
+
+  private load(integrationId: string): IntegrationPlan | null {
+    const integration = this.store.integrations.get(integrationId);
+    if (!integration) return null;
+    const base = parseBaseUrl(integration.baseUrl);
+    if (typeof base === 'string') throw new LatchkeyError('INTERNAL_ERROR', `stored baseUrl of ${integrationId} is invalid`);
+    const latest = this.store.authRecords.latest(integrationId);
+    return {
+      integrationId,
+      base,
+      allowedHosts: integration.allowedHosts,
+      latest: latest ? this.loadAuth(integrationId, latest.authId) : null,
+      byAuthId: new Map(),
+    };
+  }
+
+  private loadAuth(integrationId: string, authId: string): AuthPlan | null {
+    const integration = this.store.integrations.get(integrationId);
+    const record = this.store.authRecords.get(integrationId, authId);
+    if (!integration || !record) return null;
+    const secrets = this.store.authRecords.openSecrets(integrationId, authId);
+    const credential = credentialInjection(record.authType, record.apiKey, secrets);
+    return {
+      authId,
+      authType: record.authType,
+      apiKey: record.apiKey,
+      headers: mergeHeaders(headersToPairs(integration.headers), headersToPairs(record.headers), credential.headers),
+      query: credential.query,
+    };
+  }
+}

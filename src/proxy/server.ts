@@ -1,0 +1,156 @@
+import http, { type IncomingMessage, type ServerResponse } from 'node:http';
+import type { Duplex } from 'node:stream';
+import type { Dispatcher } from 'undici';
+import { asLatchkeyError, errorBody, type LatchkeyError } from '../errors.js';
+import { redactQuery, type Logger } from '../log.js';
+import { requestIdFrom } from '../admin/server.js';
+import { authenticate, authorize, build, resolve, tag, type Call, type PipelineDeps } from './pipeline.js';
+import { forward } from './forward.js';
+import { createWebSocketProxy } from './websocket.js';
+
+export interface CallRecord {
+  requestId: string;
+  integrationId: string | null;
+  keyId: string | null;
+  authId: string | null;
+  method: string;
+  host: string | null;
+  path: string;
+  status: number;
+  ms: number;
+  mode: string;
+  error?: string;
+}
+
+export interface ProxyDeps extends PipelineDeps {
+  agent: Dispatcher;
+  log: Logger;
+  ca: string[];
+  /** Told about every call once it ends (audit, metrics). */
+  onCall?: (record: CallRecord) => void;
+}
+
+function newCall(req: IncomingMessage): Call {
+  return {
+    req,
+    requestId: requestIdFrom(req.headers['x-request-id']),
+    started: performance.now(),
+    mode: 'path',
+    integrationId: null,
+    target: null,
+    path: '',
+    query: '',
+    plan: null,
+    auth: null,
+    principal: null,
+    clientKey: null,
+    upstream: null,
+  };
+}
+
+/** Client-credential failures in forward mode are 407, as HTTP proxies answer. */
+function statusFor(call: Call, e: LatchkeyError): number {
+  const proxyAuth = e.code === 'PROXY_AUTH_REQUIRED' || e.code === 'INVALID_API_KEY';
+  return call.mode === 'forward' && proxyAuth ? 407 : e.status;
+}
+
+function sendError(call: Call, res: ServerResponse, err: unknown, log: Logger): number {
+  const e = asLatchkeyError(err);
+  if (e.code === 'INTERNAL_ERROR') {
+    log.error({ requestId: call.requestId, errName: (err as Error)?.name, errCode: (err as { code?: string })?.code }, 'proxy call failed');
+  }
+  const status = statusFor(call, e);
+  if (res.headersSent) {
+    res.destroy();
+    return status;
+  }
+  const body = JSON.stringify(errorBody(e, call.requestId));
+  const headers: http.OutgoingHttpHeaders = {
+    'content-type': 'application/json',
+    'content-length': Buffer.byteLength(body),
+    'x-latchkey-error': e.code,
+    'x-request-id': call.requestId,
+  };
+  if (status === 407) headers['proxy-authenticate'] = 'Basic realm="latchkey"';
+  res.writeHead(status, headers);
+  res.end(body);
+  return status;
+}
+
+function record(call: Call, status: number, error?: string): CallRecord {
+  return {
+    requestId: call.requestId,
+    integrationId: call.integrationId,
+    keyId: call.principal?.keyId ?? null,
+    authId: call.auth?.authId ?? null,
+    method: call.req.method ?? 'GET',
+    host: call.upstream?.hostname ?? call.target ?? call.plan?.base.host ?? null,
+    // Query values can hold secrets (an API key in the query): only names are kept.
+    path: redactQuery(call.query ? `${call.path}?${call.query}` : call.path),
+    status,
+    ms: Math.round((performance.now() - call.started) * 10) / 10,
+    mode: call.mode,
+    ...(error ? { error } : {}),
+  };
+}
+
+export function createProxyServer(deps: ProxyDeps): http.Server {
+  const ws = createWebSocketProxy(deps);
+
+  const finish = (call: Call, status: number, error?: string): void => {
+    const rec = record(call, status, error);
+    deps.log.info(rec, 'proxy call');
+    deps.onCall?.(rec);
+  };
+
+  const handle = async (req: IncomingMessage, res: ServerResponse): Promise<void> => {
+    const call = newCall(req);
+    try {
+      tag(call);
+      resolve(call, deps);
+      await authenticate(call, deps);
+      authorize(call);
+      build(call);
+      const status = await forward(deps.agent, req, res, call.upstream!, { 'x-request-id': call.requestId });
+      finish(call, status);
+    } catch (err) {
+      const status = sendError(call, res, err, deps.log);
+      finish(call, status, asLatchkeyError(err).code);
+    }
+  };
+
+  const upgrade = async (req: IncomingMessage, socket: Duplex, head: Buffer): Promise<void> => {
+    const call = newCall(req);
+    socket.on('error', () => socket.destroy());
+    try {
+      tag(call);
+      resolve(call, deps);
+      await authenticate(call, deps);
+      authorize(call);
+      build(call);
+      ws(call, socket, head);
+      finish(call, 101);
+    } catch (err) {
+      const e = asLatchkeyError(err);
+      const status = statusFor(call, e);
+      const body = JSON.stringify(errorBody(e, call.requestId));
+      socket.end(
+        `HTTP/1.1 ${status} ${http.STATUS_CODES[status] ?? ''}\r\ncontent-type: application/json\r\n` +
+          `x-latchkey-error: ${e.code}\r\nx-request-id: ${call.requestId}\r\ncontent-length: ${Buffer.byteLength(body)}\r\n` +
+          `connection: close\r\n\r\n${body}`,
+      );
+      finish(call, status, e.code);
+    }
+  };
+
+  const server = http.createServer(
+    // Uploads and streams may legitimately last long; only slow headers are cut.
+    { requestTimeout: 0, headersTimeout: 60_000, keepAliveTimeout: 5_000 },
+    (req, res) => void handle(req, res),
+  );
+  server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => void upgrade(req, socket, head));
+  server.on('clientError', (_err, socket) => {
+    if (socket.writable) socket.end('HTTP/1.1 400 Bad Request\r\nconnection: close\r\n\r\n');
+  });
+  return server;
+}
