@@ -1,0 +1,202 @@
+import { readFileSync } from 'node:fs';
+import http from 'node:http';
+import { join } from 'node:path';
+import { once } from 'node:events';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { WebSocket, WebSocketServer } from 'ws';
+import { startUpstream, type Upstream } from '../helpers/upstream.js';
+import { startServer, type ServerProcess } from '../helpers/child.js';
+import { adminClient, type AdminClient } from '../helpers/http.js';
+import { newAdminKey } from '../helpers/latchkey.js';
+import { tmpDir } from '../helpers/tmp.js';
+
+const MiB = 1024 * 1024;
+const SIZE = 256 * MiB;
+const CHUNK = Buffer.alloc(64 * 1024, 'x');
+
+let lk: ServerProcess;
+let admin: AdminClient;
+let key: string;
+let up: Upstream;
+let wsUp: { server: http.Server; wss: WebSocketServer; port: number; upgradeHeaders: http.IncomingHttpHeaders[] };
+let uploadSeen = 0;
+let sseRelease: (() => void) | null = null;
+let abortedUpstream: Promise<void>;
+let signalAborted: () => void;
+
+/** Writes `total` bytes into `w`, waiting for drain: the producer never runs ahead of the consumer. */
+async function pump(w: NodeJS.WritableStream, total: number): Promise<void> {
+  let sent = 0;
+  while (sent < total) {
+    const n = Math.min(CHUNK.length, total - sent);
+    sent += n;
+    if (!w.write(n === CHUNK.length ? CHUNK : CHUNK.subarray(0, n))) await once(w as unknown as NodeJS.EventEmitter, 'drain');
+  }
+}
+
+/** Peak and current resident memory of a process, from /proc. */
+function memory(pid: number): { rss: number; hwm: number } {
+  const status = readFileSync(`/proc/${pid}/status`, 'utf8');
+  const kb = (field: string) => Number(new RegExp(`${field}:\\s+(\\d+)`).exec(status)?.[1] ?? 0) * 1024;
+  return { rss: kb('VmRSS'), hwm: kb('VmHWM') };
+}
+
+beforeAll(async () => {
+  abortedUpstream = new Promise((r) => (signalAborted = r));
+  up = await startUpstream((req, res) => {
+    if (req.url?.startsWith('/download')) {
+      const size = req.url.includes('warmup') ? 32 * MiB : SIZE;
+      res.writeHead(200, { 'content-type': 'application/octet-stream', 'content-length': size });
+      void pump(res, size).then(() => res.end());
+    } else if (req.url?.startsWith('/upload')) {
+      let n = 0;
+      req.on('data', (c: Buffer) => (n += c.length));
+      req.on('end', () => {
+        uploadSeen = n;
+        res.writeHead(200, { 'content-type': 'application/json' });
+        res.end(JSON.stringify({ received: n, auth: req.headers.authorization }));
+      });
+    } else if (req.url?.startsWith('/sse')) {
+      res.writeHead(200, { 'content-type': 'text/event-stream', 'cache-control': 'no-cache' });
+      res.write('data: first\n\n');
+      sseRelease = () => res.end('data: last\n\n');
+    } else if (req.url?.startsWith('/endless')) {
+      res.writeHead(200, { 'content-type': 'application/octet-stream' });
+      const timer = setInterval(() => res.write(CHUNK), 5);
+      res.on('close', () => {
+        clearInterval(timer);
+        signalAborted();
+      });
+    } else {
+      res.end('ok');
+    }
+  });
+
+  const server = http.createServer();
+  const wss = new WebSocketServer({ server });
+  const upgradeHeaders: http.IncomingHttpHeaders[] = [];
+  wss.on('connection', (sock, req) => {
+    upgradeHeaders.push(req.headers);
+    sock.on('message', (m) => sock.send(`echo:${m.toString()}`));
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()));
+  wsUp = { server, wss, port: (server.address() as { port: number }).port, upgradeHeaders };
+
+  const dir = tmpDir().path;
+  key = newAdminKey();
+  lk = await startServer({
+    LATCHKEY_DB: join(dir, 'db.sqlite'),
+    LATCHKEY_MASTER_KEY_FILE: join(dir, 'master.key'),
+    LATCHKEY_PROXY_ADDR: '127.0.0.1:0',
+    LATCHKEY_ADMIN_ADDR: '127.0.0.1:0',
+    LATCHKEY_ADMIN_KEY: key,
+    LATCHKEY_LOG_LEVEL: 'info',
+  });
+  admin = adminClient(lk.adminUrl, key);
+  await admin.post('/v1/integrations', { integrationId: 'big', baseUrl: up.url });
+  await admin.post('/v1/integrations/big/auth', { authType: 'BEARER_TOKEN', token: 'stream-token' });
+  await admin.post('/v1/integrations', { integrationId: 'sock', baseUrl: `http://127.0.0.1:${wsUp.port}` });
+  await admin.post('/v1/integrations/sock/auth', { authType: 'BEARER_TOKEN', token: 'ws-token', headers: [{ key: 'X-Ws', value: 'static' }] });
+});
+
+afterAll(async () => {
+  lk.child.kill('SIGTERM');
+  await lk.exited;
+  wsUp.wss.close();
+  wsUp.server.close();
+  await up.close();
+});
+
+function proxied(path: string, method = 'GET'): http.ClientRequest {
+  const u = new URL(`${lk.proxyUrl}/big${path}`);
+  return http.request({ host: u.hostname, port: u.port, path: u.pathname, method, headers: { 'x-latchkey-key': key } });
+}
+
+describe('streaming', () => {
+  it('server-sent events reach the client before the upstream has finished', async () => {
+    const req = proxied('/sse');
+    req.end();
+    const [res] = (await once(req, 'response')) as [http.IncomingMessage];
+    expect(res.headers['content-type']).toBe('text/event-stream');
+    const [first] = (await once(res, 'data')) as [Buffer];
+    expect(first.toString()).toBe('data: first\n\n');
+    // The upstream is still holding the stream open here.
+    expect(sseRelease).not.toBeNull();
+    sseRelease!();
+    let rest = '';
+    res.on('data', (c: Buffer) => (rest += c.toString()));
+    await once(res, 'end');
+    expect(rest).toBe('data: last\n\n');
+  });
+
+  it('a 256 MiB download passes in bounded memory', async () => {
+    // One small transfer first: the first call through a fresh process grows its
+    // heap, JIT and buffer pools once; the test is about growth per transfer.
+    const warm = proxied('/download-warmup');
+    warm.end();
+    const [warmRes] = (await once(warm, 'response')) as [http.IncomingMessage];
+    warmRes.resume();
+    await once(warmRes, 'end');
+    const before = memory(lk.child.pid!);
+    const req = proxied('/download');
+    req.end();
+    const [res] = (await once(req, 'response')) as [http.IncomingMessage];
+    let n = 0;
+    res.on('data', (c: Buffer) => (n += c.length));
+    await once(res, 'end');
+    expect(n).toBe(SIZE);
+    const after = memory(lk.child.pid!);
+    expect(after.hwm - before.rss).toBeLessThan(64 * MiB);
+  });
+
+  it('a 256 MiB upload passes in bounded memory', async () => {
+    const before = memory(lk.child.pid!);
+    const req = proxied('/upload', 'POST');
+    req.setHeader('content-type', 'application/octet-stream');
+    const response = once(req, 'response') as Promise<[http.IncomingMessage]>;
+    await pump(req, SIZE);
+    req.end();
+    const [res] = await response;
+    let body = '';
+    res.on('data', (c: Buffer) => (body += c.toString()));
+    await once(res, 'end');
+    expect(JSON.parse(body)).toEqual({ received: SIZE, auth: 'Bearer stream-token' });
+    expect(uploadSeen).toBe(SIZE);
+    const after = memory(lk.child.pid!);
+    expect(after.hwm - before.rss).toBeLessThan(64 * MiB);
+  });
+
+  it('a client that aborts mid-download makes the upstream request end', async () => {
+    const req = proxied('/endless');
+    req.end();
+    const [res] = (await once(req, 'response')) as [http.IncomingMessage];
+    await once(res, 'data');
+    req.destroy();
+    await expect(Promise.race([abortedUpstream.then(() => 'ended'), new Promise((r) => setTimeout(() => r('still running'), 5000))])).resolves.toBe('ended');
+  });
+});
+
+describe('websocket', () => {
+  it('echoes through a tagged path, with the credential on the upgrade request', async () => {
+    const ws = new WebSocket(`${lk.proxyUrl.replace('http', 'ws')}/sock/chat?room=1`, { headers: { 'x-latchkey-key': key } });
+    await once(ws, 'open');
+    ws.send('hello');
+    const [msg] = (await once(ws, 'message')) as [Buffer];
+    expect(msg.toString()).toBe('echo:hello');
+    ws.close();
+    const seen = wsUp.upgradeHeaders[0]!;
+    expect(seen.authorization).toBe('Bearer ws-token');
+    expect(seen['x-ws']).toBe('static');
+    expect(seen['x-latchkey-key']).toBeUndefined();
+    expect(seen.host).toBe(`127.0.0.1:${wsUp.port}`);
+  });
+
+  it('refuses an upgrade without a client credential', async () => {
+    const ws = new WebSocket(`${lk.proxyUrl.replace('http', 'ws')}/sock/chat`);
+    ws.on('error', () => undefined);
+    const [, res] = (await once(ws, 'unexpected-response')) as [unknown, http.IncomingMessage];
+    expect(res.statusCode).toBe(401);
+    expect(res.headers['x-latchkey-error']).toBe('PROXY_AUTH_REQUIRED');
+    ws.terminate();
+  });
+});
