@@ -14,16 +14,39 @@ const REDACT_PATHS = REDACTED_HEADERS.flatMap((h) => [
   `res.headers["${h}"]`,
 ]);
 
+let lastMs = 0;
+let lastIso = '';
+/** pino's isoTime, formatting the date once per millisecond rather than once per line. */
+function isoTimeCached(): string {
+  const now = Date.now();
+  if (now !== lastMs) {
+    lastMs = now;
+    lastIso = `,"time":"${new Date(now).toISOString()}"`;
+  }
+  return lastIso;
+}
+
 export function createLogger(level: string, destination?: DestinationStream): Logger {
   return pino(
     {
       level,
       base: { service: 'latchkey' },
-      timestamp: pino.stdTimeFunctions.isoTime,
+      timestamp: isoTimeCached,
       redact: { paths: REDACT_PATHS, censor: '[redacted]' },
     },
-    destination ?? pino.destination({ fd: 1, sync: false }),
+    destination ?? bufferedStdout(),
   );
+}
+
+/**
+ * stdout, written in blocks of up to 4 KiB instead of one write per line (one
+ * per proxied call costs a fifth of the throughput); flushed every 250 ms so a
+ * quiet server's lines still appear promptly.
+ */
+function bufferedStdout(): DestinationStream {
+  const dest = pino.destination({ fd: 1, sync: false, minLength: 4096 });
+  setInterval(() => dest.flush(), 250).unref();
+  return dest;
 }
 
 /** A path with every query value replaced, for logs and the audit trail. */

@@ -16,6 +16,8 @@ export interface Principal {
 }
 
 export const BOOTSTRAP_KEY_ID = 'bootstrap';
+/** Bounds the memory a flood of made-up keys can take. */
+const MAX_CACHED_KEYS = 10_000;
 
 export const looksLikeKey = (value: string): boolean => value.startsWith('lk_');
 export const looksLikeJwt = (value: string): boolean => /^eyJ[\w-]*\.[\w-]+\.[\w-]*$/.test(value);
@@ -27,45 +29,49 @@ export const looksLikeJwt = (value: string): boolean => /^eyJ[\w-]*\.[\w-]+\.[\w
  */
 export class KeyVerifier {
   private readonly bootstrapHash: Buffer | null;
+  /** Presented key -> principal (null: unknown or revoked); dropped when the database changes. */
   private cache = new Map<string, Principal | null>();
   private cacheVersion = -1;
   /** keyId -> last use, flushed to the database in batches. */
-  readonly lastUsed = new Map<string, string>();
+  readonly lastUsed = new Map<string, number>();
 
   constructor(private readonly store: Store, bootstrapKey: string | undefined) {
     this.bootstrapHash = bootstrapKey ? hashKey(bootstrapKey) : null;
   }
 
   verify(key: string): Principal {
-    const hash = hashKey(key);
-    if (this.bootstrapHash && timingSafeEqual(hash, this.bootstrapHash)) {
-      return { keyId: BOOTSTRAP_KEY_ID, role: 'admin', integrations: ['*'], kind: 'key' };
-    }
     const version = this.store.version();
-    if (version !== this.cacheVersion) {
+    if (version !== this.cacheVersion || this.cache.size > MAX_CACHED_KEYS) {
       this.cache = new Map();
       this.cacheVersion = version;
     }
-    const cacheKey = hash.toString('base64');
-    let found: Principal | null | undefined = this.cache.get(cacheKey);
+    // Keyed by the presented key itself: hashing on every call cost more than the rest of the check.
+    let found: Principal | null | undefined = this.cache.get(key);
     if (found === undefined) {
-      const rec = this.store.apiKeys.findByHash(hash);
-      found =
-        rec && !rec.revokedAt
-          ? { keyId: rec.keyId, role: rec.role, integrations: rec.integrations, kind: 'key', expiresAt: rec.expiresAt }
-          : null;
-      this.cache.set(cacheKey, found);
+      found = this.lookup(key);
+      this.cache.set(key, found);
     }
     if (!found || (found.expiresAt && Date.parse(found.expiresAt) <= Date.now())) {
       throw new LatchkeyError('INVALID_API_KEY', 'the API key is invalid, expired or revoked');
     }
-    this.lastUsed.set(found.keyId, new Date().toISOString());
+    if (found.keyId !== BOOTSTRAP_KEY_ID) this.lastUsed.set(found.keyId, Date.now());
     return found;
+  }
+
+  private lookup(key: string): Principal | null {
+    const hash = hashKey(key);
+    if (this.bootstrapHash && timingSafeEqual(hash, this.bootstrapHash)) {
+      return { keyId: BOOTSTRAP_KEY_ID, role: 'admin', integrations: ['*'], kind: 'key' };
+    }
+    const rec = this.store.apiKeys.findByHash(hash);
+    return rec && !rec.revokedAt
+      ? { keyId: rec.keyId, role: rec.role, integrations: rec.integrations, kind: 'key', expiresAt: rec.expiresAt }
+      : null;
   }
 
   flushLastUsed(): void {
     if (this.lastUsed.size === 0) return;
-    const batch = new Map(this.lastUsed);
+    const batch = new Map([...this.lastUsed].map(([keyId, ms]) => [keyId, new Date(ms).toISOString()]));
     this.lastUsed.clear();
     this.store.apiKeys.touchMany(batch);
   }

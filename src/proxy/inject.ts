@@ -54,6 +54,8 @@ function decodeSegment(segment: string): string {
  * (%2e) as dots, so "/../admin" can never climb above the base URL's path.
  */
 export function removeDotSegments(path: string): string {
+  // Fast path: without a dot there is no dot segment, encoded or not.
+  if (!path.includes('.')) return path;
   const out: string[] = [];
   const segments = path.split('/').slice(1);
   segments.forEach((seg, i) => {

@@ -29,6 +29,7 @@ export class Store {
   private readonly getCheckStmt;
   private readonly setCheckStmt;
   private checkedAtVersion = -1;
+  private dataVersion: number | null = null;
 
   private constructor(
     readonly db: Db,
@@ -72,7 +73,15 @@ export class Store {
    * cache keyed on it is never stale by more than the call that reads it.
    */
   version(): number {
-    return this.localWrites + (this.dataVersionStmt.get()?.data_version ?? 0);
+    // Asked once per event-loop turn: a call that arrives after another
+    // process's write was answered is always read in a later turn.
+    if (this.dataVersion === null) {
+      this.dataVersion = this.dataVersionStmt.get()?.data_version ?? 0;
+      setImmediate(() => {
+        this.dataVersion = null;
+      });
+    }
+    return this.localWrites + this.dataVersion;
   }
 
   /**
