@@ -54,8 +54,8 @@ function decodeSegment(segment: string): string {
  * (%2e) as dots, so "/../admin" can never climb above the base URL's path.
  */
 export function removeDotSegments(path: string): string {
-  // Fast path: without a dot there is no dot segment, encoded or not.
-  if (!path.includes('.')) return path;
+  // Fast path: without a dot, plain or encoded, there is no dot segment.
+  if (!path.includes('.') && !/%2e/i.test(path)) return path;
   const out: string[] = [];
   const segments = path.split('/').slice(1);
   segments.forEach((seg, i) => {
