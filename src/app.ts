@@ -98,8 +98,10 @@ export async function startApp(config: Config, log: Logger): Promise<RunningApp>
         ready = false;
         // Stop accepting on both listeners; in-flight calls run to completion.
         const proxyClosed = new Promise<void>((r) => proxyServer.close(() => r()));
-        proxyServer.closeIdleConnections();
+        // Keep-alive connections go as soon as their in-flight call is answered.
+        const reaper = setInterval(() => proxyServer.closeIdleConnections(), 50);
         await Promise.all([proxyClosed, adminApp.close()]);
+        clearInterval(reaper);
         await agent.close();
         keys.flushLastUsed();
         store.close();

@@ -1,0 +1,66 @@
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { startLatchkey, newAdminKey, type TestLatchkey } from '../helpers/latchkey.js';
+import { startUpstream, echo, type Upstream } from '../helpers/upstream.js';
+import { startServer } from '../helpers/child.js';
+import { adminClient, call } from '../helpers/http.js';
+import { tmpDir } from '../helpers/tmp.js';
+import { Store } from '../../src/store/store.js';
+
+let up: Upstream;
+beforeAll(async () => {
+  up = await startUpstream((req, res) => {
+    if (req.url?.startsWith('/slow')) setTimeout(() => echo(req, res), 600);
+    else echo(req, res);
+  });
+});
+afterAll(async () => {
+  await up.close();
+});
+
+describe('writes from another process', () => {
+  let lk: TestLatchkey;
+  afterAll(async () => {
+    await lk.close();
+  });
+
+  it('a token changed through another connection to the database is used by the very next call', async () => {
+    lk = await startLatchkey();
+    await lk.admin.post('/v1/integrations', { integrationId: 'x', baseUrl: up.url });
+    const { authId } = (await lk.admin.post('/v1/integrations/x/auth', { authType: 'BEARER_TOKEN', token: 'one' })).json;
+    const get = () => call(`${lk.proxyUrl}/x/`, { headers: { 'x-latchkey-key': lk.adminKey } });
+    expect((await get()).json.headers.authorization).toBe('Bearer one');
+
+    // A second process would hold its own connection: so does this Store.
+    const other = Store.open({ dbPath: lk.dbPath, masterKey: undefined, masterKeyFile: join(lk.dir, 'master.key') });
+    other.authRecords.update('x', authId, [], null, { token: 'two' });
+    other.close();
+    expect((await get()).json.headers.authorization).toBe('Bearer two');
+  });
+});
+
+describe('graceful shutdown', () => {
+  it('SIGTERM lets an in-flight call finish, then exits 0', async () => {
+    const dir = tmpDir();
+    const key = newAdminKey();
+    const server = await startServer({
+      LATCHKEY_DB: join(dir.path, 'db'),
+      LATCHKEY_MASTER_KEY_FILE: join(dir.path, 'master.key'),
+      LATCHKEY_PROXY_ADDR: '127.0.0.1:0',
+      LATCHKEY_ADMIN_ADDR: '127.0.0.1:0',
+      LATCHKEY_ADMIN_KEY: key,
+    });
+    const admin = adminClient(server.adminUrl, key);
+    await admin.post('/v1/integrations', { integrationId: 's', baseUrl: up.url });
+    await admin.post('/v1/integrations/s/auth', { authType: 'BEARER_TOKEN', token: 't' });
+    const inflight = call(`${server.proxyUrl}/s/slow`, { headers: { 'x-latchkey-key': key } });
+    await new Promise((r) => setTimeout(r, 150));
+    server.child.kill('SIGTERM');
+    const res = await inflight;
+    expect(res.status).toBe(200);
+    expect(res.json.headers.authorization).toBe('Bearer t');
+    expect(await server.exited).toBe(0);
+    expect(server.output()).toContain('"msg":"stopped"');
+    dir.cleanup();
+  });
+});
