@@ -16,6 +16,9 @@ import { PlanCache } from './proxy/plans.js';
 import { upstreamCa } from './proxy/tls.js';
 import type { Server } from 'node:http';
 import { once } from 'node:events';
+import { AuditLog } from './audit.js';
+import { Metrics, statusClass } from './metrics.js';
+import type { CallRecord } from './proxy/server.js';
 
 export interface RunningApp {
   proxyUrl: string;
@@ -48,6 +51,35 @@ const urlOf = (server: { address(): AddressInfo | string | null }): string => {
   return `http://${host}:${a.port}`;
 };
 
+/** What every proxied call leaves behind: counters, a latency sample and an audit row. */
+function observeCall(metrics: Metrics, auditLog: AuditLog): (rec: CallRecord, known: boolean) => void {
+  return (rec, known) => {
+    // Only existing integrations become label values: callers cannot grow the series.
+    const integration = known ? (rec.integrationId as string) : 'unknown';
+    metrics.calls.inc({ integration, status_class: statusClass(rec.status) });
+    if (rec.error) metrics.injectionFailures.inc({ code: rec.error });
+    else metrics.upstreamLatency.observe({ integration }, rec.ms / 1000);
+    auditLog.call({
+      time: new Date().toISOString(),
+      requestId: rec.requestId,
+      keyId: rec.keyId,
+      action: 'proxy.call',
+      integrationId: rec.integrationId,
+      authId: rec.authId,
+      method: rec.method,
+      host: rec.host,
+      path: rec.path,
+      status: rec.status,
+      durationMs: rec.ms,
+    });
+  };
+}
+
+async function listen(server: Server, host: string, port: number): Promise<void> {
+  server.listen(port, host);
+  await once(server, 'listening');
+}
+
 export async function startApp(config: Config, log: Logger): Promise<RunningApp> {
   await initSodium();
   const store = Store.open({ dbPath: config.db, masterKey: config.masterKey, masterKeyFile: config.masterKeyFile });
@@ -56,19 +88,15 @@ export async function startApp(config: Config, log: Logger): Promise<RunningApp>
   }
   let admin: FastifyInstance | undefined;
   let proxy: Server | undefined;
+  let auditLog: AuditLog | undefined;
   try {
     ensureAdminKey(store, config, log);
     const keys = new KeyVerifier(store, config.adminKey);
     const authn = new Authenticator(keys, new TokenService(config.jwtSecret));
+    const metrics = new Metrics();
+    auditLog = new AuditLog(store, config.audit.retentionDays, log);
     let ready = false;
-    admin = buildAdminServer({
-      store,
-      authn,
-      log,
-      bodyLimit: 64 * 1024,
-      audit: () => undefined,
-      ready: () => ready,
-    });
+    admin = buildAdminServer({ store, authn, keys, log, metrics, auditLog, bodyLimit: 64 * 1024, ready: () => ready });
     const ca = upstreamCa(config.proxy.caFile);
     const agent = createUpstreamAgent({
       connectTimeoutMs: config.proxy.connectTimeoutMs,
@@ -76,9 +104,17 @@ export async function startApp(config: Config, log: Logger): Promise<RunningApp>
       bodyTimeoutMs: config.proxy.bodyTimeoutMs,
       ca,
     });
-    proxy = createProxyServer({ plans: new PlanCache(store), authn, clientAuth: config.proxy.clientAuth, agent, log, ca });
-    proxy.listen(config.proxyAddress.port, config.proxyAddress.host);
-    await once(proxy, 'listening');
+    proxy = createProxyServer({
+      plans: new PlanCache(store),
+      authn,
+      clientAuth: config.proxy.clientAuth,
+      originGranted: (origin, integrationId) => store.widgetGrants.allowed(origin, integrationId),
+      agent,
+      log,
+      ca,
+      onCall: observeCall(metrics, auditLog),
+    });
+    await listen(proxy, config.proxyAddress.host, config.proxyAddress.port);
     await admin.listen({ host: config.adminAddress.host, port: config.adminAddress.port });
     const proxyUrl = urlOf(proxy);
     const adminUrl = urlOf(admin.server);
@@ -89,6 +125,7 @@ export async function startApp(config: Config, log: Logger): Promise<RunningApp>
 
     const adminApp: FastifyInstance = admin;
     const proxyServer: Server = proxy;
+    const audit: AuditLog = auditLog;
     return {
       proxyUrl,
       adminUrl,
@@ -103,6 +140,7 @@ export async function startApp(config: Config, log: Logger): Promise<RunningApp>
         await Promise.all([proxyClosed, adminApp.close()]);
         clearInterval(reaper);
         await agent.close();
+        audit.close();
         keys.flushLastUsed();
         store.close();
       },
@@ -112,6 +150,7 @@ export async function startApp(config: Config, log: Logger): Promise<RunningApp>
       },
     };
   } catch (err) {
+    auditLog?.close();
     proxy?.close();
     await admin?.close();
     store.close();

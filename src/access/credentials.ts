@@ -17,9 +17,14 @@ export class Authenticator {
 
   /**
    * Admin API: `Authorization: Bearer KEY` (recommended) or `X-API-Key: KEY`.
-   * Only admin keys pass; agent keys and widget tokens are FORBIDDEN here.
+   * Admin keys pass; agent keys only where `allowAgent` (minting widget
+   * tokens); widget tokens never.
    */
-  async adminPrincipal(authorization: string | undefined, apiKeyHeader: string | undefined): Promise<Principal> {
+  async adminPrincipal(
+    authorization: string | undefined,
+    apiKeyHeader: string | undefined,
+    allowAgent = false,
+  ): Promise<Principal> {
     let secret: string;
     if (authorization !== undefined) {
       const m = /^Bearer +(\S+) *$/i.exec(authorization);
@@ -31,7 +36,8 @@ export class Authenticator {
       throw new LatchkeyError('AUTH_REQUIRED', 'an API key is required (Authorization: Bearer KEY or X-API-Key)');
     }
     const principal = await this.resolve(secret);
-    if (principal.role !== 'admin') throw new LatchkeyError('FORBIDDEN', 'this route needs an admin key');
+    if (principal.kind === 'token') throw new LatchkeyError('FORBIDDEN', 'widget tokens may only call the proxy');
+    if (principal.role !== 'admin' && !allowAgent) throw new LatchkeyError('FORBIDDEN', 'this route needs an admin key');
     return principal;
   }
 }

@@ -9,7 +9,7 @@ import {
 } from '../credentials/auth-types.js';
 import type { AuthRecord } from '../store/auth-records.js';
 import { createAuthBody, patchAuthBody } from './schemas.js';
-import type { AdminContext } from './context.js';
+import { auditChange, type AdminContext } from './context.js';
 
 interface AuthBody extends CredentialInput {
   authType?: string;
@@ -48,7 +48,7 @@ export function authRoutes(app: FastifyInstance, ctx: AdminContext): void {
     checkHeaders(req.body.headers);
     const credential = credentialForCreate(authType, req.body);
     const rec = store.authRecords.create(integrationId, authType, req.body.headers ?? [], credential);
-    ctx.audit(req, 'auth.create', { integrationId, authId: rec.authId });
+    auditChange(ctx, req, 'auth.create', { integrationId, authId: rec.authId });
     return reply.code(201).send(authView(rec));
   });
 
@@ -80,7 +80,7 @@ export function authRoutes(app: FastifyInstance, ctx: AdminContext): void {
       credential.apiKey,
       secretsChanged ? credential.secrets : null,
     );
-    ctx.audit(req, 'auth.update', { integrationId, authId });
+    auditChange(ctx, req, 'auth.update', { integrationId, authId });
     return authView(updated);
   });
 
@@ -89,7 +89,7 @@ export function authRoutes(app: FastifyInstance, ctx: AdminContext): void {
     if (!store.authRecords.delete(integrationId, authId)) {
       throw new LatchkeyError('NOT_FOUND', `auth record ${authId} not found in integration ${integrationId}`);
     }
-    ctx.audit(req, 'auth.delete', { integrationId, authId });
+    auditChange(ctx, req, 'auth.delete', { integrationId, authId });
     return reply.code(204).send();
   });
 }

@@ -3,6 +3,9 @@ import type { Store } from '../store/store.js';
 import type { Authenticator } from '../access/credentials.js';
 import type { Logger } from '../log.js';
 import type { Principal } from '../access/principal.js';
+import type { AuditLog } from '../audit.js';
+import type { Metrics } from '../metrics.js';
+import type { KeyVerifier } from '../access/principal.js';
 
 export interface AuditTarget {
   integrationId?: string;
@@ -15,8 +18,9 @@ export interface AdminContext {
   authn: Authenticator;
   log: Logger;
   bodyLimit: number;
-  /** Records an admin change (never a secret: only ids and the action). */
-  audit: (req: FastifyRequest, action: string, target: AuditTarget) => void;
+  auditLog: AuditLog;
+  metrics: Metrics;
+  keys: KeyVerifier;
   /** Whether the service may take traffic (database open, master key checked). */
   ready: () => boolean;
 }
@@ -25,4 +29,27 @@ declare module 'fastify' {
   interface FastifyRequest {
     principal: Principal | null;
   }
+  interface FastifyContextConfig {
+    /** Agent keys may call this route too (admin keys always may). */
+    allowAgent?: boolean;
+  }
+}
+
+const SUCCESS: Record<string, number> = { POST: 201, PATCH: 200, PUT: 200, DELETE: 204 };
+
+/** Records an admin change, written at once: ids and the action, never a secret. */
+export function auditChange(ctx: AdminContext, req: FastifyRequest, action: string, target: AuditTarget): void {
+  ctx.auditLog.change({
+    time: new Date().toISOString(),
+    requestId: req.id,
+    keyId: req.principal?.keyId ?? null,
+    action,
+    integrationId: target.integrationId ?? null,
+    authId: target.authId ?? target.keyId ?? null,
+    method: req.method,
+    host: null,
+    path: req.url.split('?')[0] ?? req.url,
+    status: SUCCESS[req.method] ?? 200,
+    durationMs: null,
+  });
 }

@@ -6,7 +6,7 @@ import { staticHeaderProblems, type StaticHeader } from '../credentials/headers.
 import type { IntegrationWrite } from '../store/integrations.js';
 import { decodeCursor } from '../store/integrations.js';
 import { createIntegrationBody, listQuery, patchIntegrationBody } from './schemas.js';
-import type { AdminContext } from './context.js';
+import { auditChange, type AdminContext } from './context.js';
 
 interface IntegrationBody {
   integrationId?: string;
@@ -57,7 +57,7 @@ export function integrationRoutes(app: FastifyInstance, ctx: AdminContext): void
       headers: b.headers ?? [],
     });
     const created = store.integrations.create(w);
-    ctx.audit(req, 'integration.create', { integrationId });
+    auditChange(ctx, req, 'integration.create', { integrationId });
     return reply.code(201).send(created);
   });
 
@@ -92,7 +92,7 @@ export function integrationRoutes(app: FastifyInstance, ctx: AdminContext): void
         headers: b.headers ?? current.headers,
       });
       const updated = store.integrations.update(w);
-      ctx.audit(req, 'integration.update', { integrationId: id });
+      auditChange(ctx, req, 'integration.update', { integrationId: id });
       return updated;
     },
   );
@@ -102,7 +102,7 @@ export function integrationRoutes(app: FastifyInstance, ctx: AdminContext): void
     async (req, reply) => {
       const id = req.params.integrationId;
       if (!store.integrations.delete(id)) throw new LatchkeyError('NOT_FOUND', `integration ${id} not found`);
-      ctx.audit(req, 'integration.delete', { integrationId: id });
+      auditChange(ctx, req, 'integration.delete', { integrationId: id });
       return reply.code(204).send();
     },
   );

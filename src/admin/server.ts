@@ -4,6 +4,8 @@ import { newRequestId } from '../ids.js';
 import { fromFastifyError } from './errors.js';
 import { integrationRoutes } from './integration-routes.js';
 import { authRoutes } from './auth-routes.js';
+import { accessRoutes } from './access-routes.js';
+import { statusClass } from '../metrics.js';
 import type { AdminContext } from './context.js';
 
 const REQUEST_ID = /^[\w.:@/+=-]{1,128}$/;
@@ -15,7 +17,7 @@ export function requestIdFrom(header: string | string[] | undefined): string {
 
 const BODY_METHODS = new Set(['POST', 'PUT', 'PATCH']);
 
-export function buildAdminServer(ctx: AdminContext, register: Array<(app: FastifyInstance, ctx: AdminContext) => void> = []): FastifyInstance {
+export function buildAdminServer(ctx: AdminContext): FastifyInstance {
   const app = Fastify({
     logger: false,
     bodyLimit: ctx.bodyLimit,
@@ -42,12 +44,14 @@ export function buildAdminServer(ctx: AdminContext, register: Array<(app: Fastif
   });
 
   app.addHook('onResponse', async (req, reply) => {
+    const route = req.routeOptions.url ?? 'unmatched';
+    ctx.metrics.adminRequests.inc({ method: req.method, route, status_class: statusClass(reply.statusCode) });
     ctx.log.info(
       {
         requestId: req.id,
         keyId: req.principal?.keyId,
         method: req.method,
-        path: req.routeOptions.url ?? 'unmatched',
+        path: route,
         status: reply.statusCode,
         ms: Math.round(reply.elapsedTime),
       },
@@ -62,13 +66,19 @@ export function buildAdminServer(ctx: AdminContext, register: Array<(app: Fastif
     }
     return { status: 'ready' };
   });
+  // Counts and latencies only, no secret and no credential needed: keep the admin listener private.
+  app.get('/metrics', async (_req, reply) => {
+    const text = await ctx.metrics.registry.metrics();
+    return reply.type(ctx.metrics.registry.contentType).send(text);
+  });
 
   void app.register(
     async (v1) => {
       v1.addHook('onRequest', async (req) => {
         const auth = req.headers.authorization;
         const apiKey = req.headers['x-api-key'];
-        req.principal = await ctx.authn.adminPrincipal(auth, typeof apiKey === 'string' ? apiKey : undefined);
+        const allowAgent = req.routeOptions.config.allowAgent === true;
+        req.principal = await ctx.authn.adminPrincipal(auth, typeof apiKey === 'string' ? apiKey : undefined, allowAgent);
       });
       // Every write takes JSON only; checked after auth so an anonymous caller learns nothing.
       v1.addHook('preValidation', async (req) => {
@@ -78,7 +88,7 @@ export function buildAdminServer(ctx: AdminContext, register: Array<(app: Fastif
       });
       integrationRoutes(v1, ctx);
       authRoutes(v1, ctx);
-      for (const r of register) r(v1, ctx);
+      accessRoutes(v1, ctx);
     },
     { prefix: '/v1' },
   );

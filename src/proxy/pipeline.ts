@@ -41,12 +41,16 @@ export interface Call {
   principal: Principal | null;
   clientKey: ClientKeyPlace | null;
   upstream: UpstreamRequest | null;
+  /** A widget token's verified Origin: answers to it carry CORS headers. */
+  corsOrigin: string | null;
 }
 
 export interface PipelineDeps {
   plans: PlanCache;
   authn: Authenticator;
   clientAuth: 'required' | 'none';
+  /** Whether an unexpired widget token was minted for this origin and integration. */
+  originGranted: (origin: string, integrationId: string) => boolean;
 }
 
 const header = (req: IncomingMessage, name: string): string | undefined => {
@@ -160,6 +164,47 @@ export async function authenticate(call: Call, deps: PipelineDeps): Promise<void
     }
     throw err;
   }
+  if (call.principal.kind === 'token') {
+    // A widget token is bound to the pages it was minted for; a browser always sends Origin.
+    const origin = header(call.req, 'origin');
+    if (!origin || !call.principal.origins?.includes(origin)) {
+      throw new LatchkeyError('ORIGIN_NOT_ALLOWED', `origin ${origin ?? '(none)'} may not use this token`);
+    }
+    call.corsOrigin = origin;
+  }
+}
+
+/** A CORS preflight: OPTIONS with Origin and Access-Control-Request-Method. */
+export function isPreflight(req: IncomingMessage): boolean {
+  return req.method === 'OPTIONS' && req.headers.origin !== undefined && req.headers['access-control-request-method'] !== undefined;
+}
+
+/**
+ * Preflights carry no credential, so they are answered from the grants of
+ * minted widget tokens: an origin holding an unexpired token for the
+ * integration may send the real call, which is then checked in full.
+ */
+export function preflightHeaders(call: Call, deps: PipelineDeps): Record<string, string> {
+  const origin = header(call.req, 'origin') as string;
+  if (!deps.originGranted(origin, call.integrationId as string)) {
+    throw new LatchkeyError('ORIGIN_NOT_ALLOWED', `origin ${origin} holds no widget token for ${call.integrationId as string}`);
+  }
+  return {
+    'access-control-allow-origin': origin,
+    'access-control-allow-methods': header(call.req, 'access-control-request-method') as string,
+    'access-control-allow-headers': header(call.req, 'access-control-request-headers') ?? 'x-latchkey-key',
+    'access-control-max-age': '600',
+    vary: 'Origin',
+  };
+}
+
+/** Headers on every answer to a widget call from its verified origin. */
+export function corsHeaders(origin: string): Record<string, string> {
+  return {
+    'access-control-allow-origin': origin,
+    'access-control-expose-headers': 'x-request-id, x-latchkey-error',
+    vary: 'Origin',
+  };
 }
 
 /** Stage 4: may this caller use this integration, towards this host, with a credential? */

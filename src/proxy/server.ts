@@ -4,7 +4,18 @@ import type { Dispatcher } from 'undici';
 import { asLatchkeyError, errorBody, type LatchkeyError } from '../errors.js';
 import { redactQuery, type Logger } from '../log.js';
 import { requestIdFrom } from '../admin/server.js';
-import { authenticate, authorize, build, resolve, tag, type Call, type PipelineDeps } from './pipeline.js';
+import {
+  authenticate,
+  authorize,
+  build,
+  corsHeaders,
+  isPreflight,
+  preflightHeaders,
+  resolve,
+  tag,
+  type Call,
+  type PipelineDeps,
+} from './pipeline.js';
 import { forward } from './forward.js';
 import { createWebSocketProxy } from './websocket.js';
 
@@ -26,8 +37,8 @@ export interface ProxyDeps extends PipelineDeps {
   agent: Dispatcher;
   log: Logger;
   ca: string[];
-  /** Told about every call once it ends (audit, metrics). */
-  onCall?: (record: CallRecord) => void;
+  /** Told about every call once it ends (audit, metrics); `known`: the integration exists. */
+  onCall?: (record: CallRecord, known: boolean) => void;
 }
 
 function newCall(req: IncomingMessage): Call {
@@ -45,6 +56,7 @@ function newCall(req: IncomingMessage): Call {
     principal: null,
     clientKey: null,
     upstream: null,
+    corsOrigin: null,
   };
 }
 
@@ -72,6 +84,7 @@ function sendError(call: Call, res: ServerResponse, err: unknown, log: Logger): 
     'x-request-id': call.requestId,
   };
   if (status === 407) headers['proxy-authenticate'] = 'Basic realm="latchkey"';
+  if (call.corsOrigin) Object.assign(headers, corsHeaders(call.corsOrigin));
   res.writeHead(status, headers);
   res.end(body);
   return status;
@@ -100,18 +113,24 @@ export function createProxyServer(deps: ProxyDeps): http.Server {
   const finish = (call: Call, status: number, error?: string): void => {
     const rec = record(call, status, error);
     deps.log.info(rec, 'proxy call');
-    deps.onCall?.(rec);
+    deps.onCall?.(rec, call.plan !== null);
   };
 
   const handle = async (req: IncomingMessage, res: ServerResponse): Promise<void> => {
     const call = newCall(req);
     try {
       tag(call);
+      if (isPreflight(req)) {
+        res.writeHead(204, { ...preflightHeaders(call, deps), 'x-request-id': call.requestId });
+        res.end();
+        return;
+      }
       resolve(call, deps);
       await authenticate(call, deps);
       authorize(call);
       build(call);
-      const status = await forward(deps.agent, req, res, call.upstream!, { 'x-request-id': call.requestId });
+      const extra = call.corsOrigin ? { ...corsHeaders(call.corsOrigin), 'x-request-id': call.requestId } : { 'x-request-id': call.requestId };
+      const status = await forward(deps.agent, req, res, call.upstream!, extra);
       finish(call, status);
     } catch (err) {
       const status = sendError(call, res, err, deps.log);

@@ -51,6 +51,31 @@ const MIGRATIONS: string[] = [
     revoked_at   TEXT
   ) STRICT;
   `,
+  `
+  CREATE TABLE audit_log (
+    id             INTEGER PRIMARY KEY AUTOINCREMENT,
+    time           TEXT NOT NULL,
+    request_id     TEXT,
+    key_id         TEXT,
+    action         TEXT NOT NULL,
+    integration_id TEXT,
+    auth_id        TEXT,
+    method         TEXT,
+    host           TEXT,
+    path           TEXT,
+    status         INTEGER,
+    duration_ms    REAL
+  ) STRICT;
+  CREATE INDEX audit_log_by_time ON audit_log (time);
+  CREATE INDEX audit_log_by_integration ON audit_log (integration_id, id);
+
+  CREATE TABLE widget_grants (
+    origin         TEXT NOT NULL,
+    integration_id TEXT NOT NULL,
+    expires_at     TEXT NOT NULL
+  ) STRICT;
+  CREATE INDEX widget_grants_by_origin ON widget_grants (origin, integration_id, expires_at);
+  `,
 ];
 
 export const SCHEMA_VERSION = MIGRATIONS.length;

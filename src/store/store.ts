@@ -4,6 +4,8 @@ import { openDatabase } from './db.js';
 import { IntegrationRepo } from './integrations.js';
 import { AuthRecordRepo } from './auth-records.js';
 import { ApiKeyRepo } from './api-keys.js';
+import { AuditRepo } from './audit.js';
+import { WidgetGrantRepo } from './widget-grants.js';
 import { checkMasterKey, makeCheckValue } from '../crypto/seal.js';
 import { MasterKeyError, resolveMasterKey, type MasterKeySource } from '../crypto/master-key.js';
 import { LatchkeyError } from '../errors.js';
@@ -24,6 +26,8 @@ export class Store {
   readonly integrations: IntegrationRepo;
   readonly authRecords: AuthRecordRepo;
   readonly apiKeys: ApiKeyRepo;
+  readonly audit: AuditRepo;
+  readonly widgetGrants: WidgetGrantRepo;
   private localWrites = 0;
   private readonly dataVersionStmt;
   private readonly getCheckStmt;
@@ -45,6 +49,8 @@ export class Store {
     this.integrations = new IntegrationRepo(db, bump);
     this.authRecords = new AuthRecordRepo(db, () => this.currentMasterKey(), bump);
     this.apiKeys = new ApiKeyRepo(db, bump);
+    this.audit = new AuditRepo(db);
+    this.widgetGrants = new WidgetGrantRepo(db);
   }
 
   /** Throws MasterKeyError (wrong or missing key) or DatabaseError; the database file is not changed then. */

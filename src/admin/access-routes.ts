@@ -1,0 +1,140 @@
+import type { FastifyInstance } from 'fastify';
+import { LatchkeyError, validationError, type ErrorDetail } from '../errors.js';
+import { parseNewKey } from '../access/api-key-input.js';
+import { mayUseIntegration, type Principal } from '../access/principal.js';
+import { DEFAULT_TTL_SECONDS, MAX_TTL_SECONDS } from '../access/tokens.js';
+import type { ApiKeyRecord } from '../store/api-keys.js';
+import { decodeCursor } from '../store/integrations.js';
+import { parsePaging } from './integration-routes.js';
+import { auditChange, type AdminContext } from './context.js';
+import { INTEGRATION_ID_PATTERN } from './schemas.js';
+
+/** The public view of a key: never the key, never its hash. */
+function keyView(r: ApiKeyRecord, unflushedLastUse: number | undefined): Record<string, unknown> {
+  const lastUsedAt = unflushedLastUse ? new Date(unflushedLastUse).toISOString() : r.lastUsedAt;
+  return {
+    keyId: r.keyId,
+    name: r.name,
+    role: r.role,
+    integrations: r.integrations,
+    prefix: r.prefix,
+    createdAt: r.createdAt,
+    expiresAt: r.expiresAt,
+    lastUsedAt,
+  };
+}
+
+const apiKeyBody = {
+  type: 'object',
+  additionalProperties: false,
+  required: ['name', 'role'],
+  properties: {
+    name: { type: 'string' },
+    role: { type: 'string' },
+    integrations: { type: 'array', items: { type: 'string' } },
+    expiresAt: { type: ['string', 'null'] },
+  },
+} as const;
+
+const tokenBody = {
+  type: 'object',
+  additionalProperties: false,
+  required: ['integrations', 'origins'],
+  properties: {
+    integrations: { type: 'array', items: { type: 'string' } },
+    origins: { type: 'array', items: { type: 'string' } },
+    ttlSeconds: { type: 'integer' },
+  },
+} as const;
+
+/** A browser Origin: scheme://host[:port], nothing more. */
+function isOrigin(value: string): boolean {
+  try {
+    const u = new URL(value);
+    return (u.protocol === 'https:' || u.protocol === 'http:') && u.origin === value;
+  } catch {
+    return false;
+  }
+}
+
+function parseTokenRequest(body: { integrations: string[]; origins: string[]; ttlSeconds?: number }, minter: Principal) {
+  const details: ErrorDetail[] = [];
+  const idOk = (s: string) => s === '*' || new RegExp(INTEGRATION_ID_PATTERN).test(s);
+  if (body.integrations.length === 0 || body.integrations.length > 100 || !body.integrations.every(idOk)) {
+    details.push({ field: 'integrations', problem: 'must be a non-empty list of integration ids' });
+  }
+  if (body.origins.length === 0 || body.origins.length > 20 || !body.origins.every(isOrigin)) {
+    details.push({ field: 'origins', problem: 'must be a non-empty list of origins such as https://app.example.com' });
+  }
+  const ttl = body.ttlSeconds ?? DEFAULT_TTL_SECONDS;
+  if (ttl < 1 || ttl > MAX_TTL_SECONDS) details.push({ field: 'ttlSeconds', problem: `must be between 1 and ${MAX_TTL_SECONDS}` });
+  if (details.length > 0) throw validationError(details);
+  // A token never reaches further than the key that minted it.
+  const outside = body.integrations.filter((i) => (i === '*' ? !minter.integrations.includes('*') : !mayUseIntegration(minter, i)));
+  if (outside.length > 0) {
+    throw new LatchkeyError('INTEGRATION_NOT_ALLOWED', `this key may not use: ${outside.join(', ')}`);
+  }
+  return { integrations: body.integrations, origins: body.origins, ttlSeconds: ttl };
+}
+
+export function accessRoutes(app: FastifyInstance, ctx: AdminContext): void {
+  const { store } = ctx;
+
+  app.post<{ Body: { name: string; role: string; integrations?: string[]; expiresAt?: string | null } }>(
+    '/api-keys',
+    { schema: { body: apiKeyBody } },
+    async (req, reply) => {
+      const { record, key } = store.apiKeys.create(parseNewKey(req.body));
+      auditChange(ctx, req, 'apikey.create', { keyId: record.keyId });
+      // The only time the key is ever shown.
+      return reply.code(201).send({ ...keyView(record, undefined), key });
+    },
+  );
+
+  app.get<{ Querystring: { limit?: string; cursor?: string } }>('/api-keys', async (req) => {
+    const { limit, after } = parsePaging(req.query);
+    const page = store.apiKeys.list(limit, after);
+    return { data: page.data.map((r) => keyView(r, ctx.keys.lastUsed.get(r.keyId))), nextCursor: page.nextCursor };
+  });
+
+  app.delete<{ Params: { keyId: string } }>('/api-keys/:keyId', async (req, reply) => {
+    if (!store.apiKeys.revoke(req.params.keyId)) throw new LatchkeyError('NOT_FOUND', `no active key ${req.params.keyId}`);
+    auditChange(ctx, req, 'apikey.revoke', { keyId: req.params.keyId });
+    return reply.code(204).send();
+  });
+
+  app.post<{ Body: { integrations: string[]; origins: string[]; ttlSeconds?: number } }>(
+    '/tokens',
+    { schema: { body: tokenBody }, config: { allowAgent: true } },
+    async (req, reply) => {
+      if (!ctx.authn.tokens.configured) throw new LatchkeyError('JWT_NOT_CONFIGURED', 'widget tokens need LATCHKEY_JWT_SECRET');
+      const minter = req.principal as Principal;
+      const grant = parseTokenRequest(req.body, minter);
+      const minted = await ctx.authn.tokens.mint({ ...grant, mintedBy: minter.keyId });
+      store.widgetGrants.grant(grant.origins, grant.integrations, minted.expiresAt);
+      auditChange(ctx, req, 'token.mint', {});
+      return reply.code(201).send(minted);
+    },
+  );
+
+  app.get<{ Querystring: { integrationId?: string; since?: string; limit?: string; cursor?: string } }>(
+    '/audit',
+    async (req) => {
+      const { limit } = parsePaging({ limit: req.query.limit });
+      const before = req.query.cursor === undefined ? Number.MAX_SAFE_INTEGER : decodeCursor(req.query.cursor);
+      const details: ErrorDetail[] = [];
+      if (before === null) details.push({ field: 'cursor', problem: 'is not a cursor this server issued' });
+      const since = req.query.since === undefined ? undefined : Date.parse(req.query.since);
+      if (since !== undefined && Number.isNaN(since)) details.push({ field: 'since', problem: 'must be an ISO 8601 date-time' });
+      if (details.length > 0) throw validationError(details);
+      // Rows of calls still queued belong in the answer.
+      ctx.auditLog.flush();
+      return store.audit.list({
+        integrationId: req.query.integrationId,
+        since: since === undefined ? undefined : new Date(since).toISOString(),
+        limit,
+        before: before as number,
+      });
+    },
+  );
+}
