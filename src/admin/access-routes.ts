@@ -4,7 +4,7 @@ import { parseNewKey } from '../access/api-key-input.js';
 import { mayUseIntegration, type Principal } from '../access/principal.js';
 import { DEFAULT_TTL_SECONDS, MAX_TTL_SECONDS } from '../access/tokens.js';
 import type { ApiKeyRecord } from '../store/api-keys.js';
-import { decodeCursor } from '../store/integrations.js';
+import { decodeAuditCursor } from '../store/audit.js';
 import { parsePaging } from './integration-routes.js';
 import { auditChange, type AdminContext } from './context.js';
 import { INTEGRATION_ID_PATTERN } from './schemas.js';
@@ -121,9 +121,9 @@ export function accessRoutes(app: FastifyInstance, ctx: AdminContext): void {
     '/audit',
     async (req) => {
       const { limit } = parsePaging({ limit: req.query.limit });
-      const before = req.query.cursor === undefined ? Number.MAX_SAFE_INTEGER : decodeCursor(req.query.cursor);
+      const after = req.query.cursor === undefined ? null : decodeAuditCursor(req.query.cursor);
       const details: ErrorDetail[] = [];
-      if (before === null) details.push({ field: 'cursor', problem: 'is not a cursor this server issued' });
+      if (req.query.cursor !== undefined && after === null) details.push({ field: 'cursor', problem: 'is not a cursor this server issued' });
       const since = req.query.since === undefined ? undefined : Date.parse(req.query.since);
       if (since !== undefined && Number.isNaN(since)) details.push({ field: 'since', problem: 'must be an ISO 8601 date-time' });
       if (details.length > 0) throw validationError(details);
@@ -133,7 +133,7 @@ export function accessRoutes(app: FastifyInstance, ctx: AdminContext): void {
         integrationId: req.query.integrationId,
         since: since === undefined ? undefined : new Date(since).toISOString(),
         limit,
-        before: before as number,
+        after,
       });
     },
   );

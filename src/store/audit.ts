@@ -1,5 +1,5 @@
 import type { Db } from './db.js';
-import { type Page, encodeCursor } from './integrations.js';
+import type { Page } from './integrations.js';
 
 /** One audit row. It names ids, never a secret: paths carry query names only. */
 export interface AuditEntry {
@@ -45,12 +45,27 @@ const toEntry = (r: Row): AuditEntry => ({
   durationMs: r.duration_ms,
 });
 
+/** Position in the newest-first order: calls are written in batches, so ids alone are not time order. */
+export interface AuditCursor {
+  time: string;
+  id: number;
+}
+
+export function encodeAuditCursor(c: AuditCursor): string {
+  return Buffer.from(`a:${c.time}|${c.id}`).toString('base64url');
+}
+
+export function decodeAuditCursor(cursor: string): AuditCursor | null {
+  const m = /^a:([0-9T:.Z-]{1,40})\|(\d{1,15})$/.exec(Buffer.from(cursor, 'base64url').toString('utf8'));
+  return m ? { time: m[1] as string, id: Number(m[2]) } : null;
+}
+
 export interface AuditQuery {
   integrationId?: string;
   since?: string;
   limit: number;
-  /** Rows with an id below this one (newest first). */
-  before: number;
+  /** Rows after this position (newest first); none: from the newest. */
+  after: AuditCursor | null;
 }
 
 export class AuditRepo {
@@ -62,12 +77,15 @@ export class AuditRepo {
     this.insertStmt = db.prepare(`
       INSERT INTO audit_log (time, request_id, key_id, action, integration_id, auth_id, method, host, path, status, duration_ms)
       VALUES (@time, @requestId, @keyId, @action, @integrationId, @authId, @method, @host, @path, @status, @durationMs)`);
-    this.listStmt = db.prepare<{ integrationId: string | null; since: string | null; before: number; limit: number }, Row>(`
+    this.listStmt = db.prepare<
+      { integrationId: string | null; since: string | null; afterTime: string | null; afterId: number; limit: number },
+      Row
+    >(`
       SELECT * FROM audit_log
-      WHERE id < @before
+      WHERE (@afterTime IS NULL OR time < @afterTime OR (time = @afterTime AND id < @afterId))
         AND (@integrationId IS NULL OR integration_id = @integrationId)
         AND (@since IS NULL OR time >= @since)
-      ORDER BY id DESC
+      ORDER BY time DESC, id DESC
       LIMIT @limit`);
     this.purgeStmt = db.prepare('DELETE FROM audit_log WHERE time < ?');
   }
@@ -83,12 +101,14 @@ export class AuditRepo {
     const rows = this.listStmt.all({
       integrationId: q.integrationId ?? null,
       since: q.since ?? null,
-      before: q.before,
+      afterTime: q.after?.time ?? null,
+      afterId: q.after?.id ?? 0,
       limit: q.limit + 1,
     });
     const page = rows.slice(0, q.limit);
     const last = page[page.length - 1];
-    return { data: page.map(toEntry), nextCursor: rows.length > q.limit && last ? encodeCursor(last.id) : null };
+    const nextCursor = rows.length > q.limit && last ? encodeAuditCursor({ time: last.time, id: last.id }) : null;
+    return { data: page.map(toEntry), nextCursor };
   }
 
   purgeBefore(time: string): number {

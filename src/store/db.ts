@@ -67,7 +67,7 @@ const MIGRATIONS: string[] = [
     duration_ms    REAL
   ) STRICT;
   CREATE INDEX audit_log_by_time ON audit_log (time);
-  CREATE INDEX audit_log_by_integration ON audit_log (integration_id, id);
+  CREATE INDEX audit_log_by_integration ON audit_log (integration_id, time);
 
   CREATE TABLE widget_grants (
     origin         TEXT NOT NULL,
