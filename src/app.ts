@@ -18,7 +18,8 @@ import type { Server } from 'node:http';
 import { once } from 'node:events';
 import { AuditLog } from './audit.js';
 import { Metrics, statusClass } from './metrics.js';
-import type { CallRecord } from './proxy/server.js';
+import type { CallMeta, CallRecord } from './proxy/server.js';
+import { auditTime } from './store/audit.js';
 
 export interface RunningApp {
   proxyUrl: string;
@@ -52,15 +53,15 @@ const urlOf = (server: { address(): AddressInfo | string | null }): string => {
 };
 
 /** What every proxied call leaves behind: counters, a latency sample and an audit row. */
-function observeCall(metrics: Metrics, auditLog: AuditLog): (rec: CallRecord, known: boolean) => void {
-  return (rec, known) => {
+function observeCall(metrics: Metrics, auditLog: AuditLog): (rec: CallRecord, meta: CallMeta) => void {
+  return (rec, { known, startedAt }) => {
     // Only existing integrations become label values: callers cannot grow the series.
     const integration = known ? (rec.integrationId as string) : 'unknown';
     metrics.calls.inc({ integration, status_class: statusClass(rec.status) });
     if (rec.error) metrics.injectionFailures.inc({ code: rec.error });
     else metrics.upstreamLatency.observe({ integration }, rec.ms / 1000);
     auditLog.call({
-      time: new Date().toISOString(),
+      time: auditTime(startedAt),
       requestId: rec.requestId,
       keyId: rec.keyId,
       action: 'proxy.call',

@@ -4,7 +4,7 @@
  * admin changes are written at once, next to the change they describe.
  */
 import type { Store } from './store/store.js';
-import type { AuditEntry } from './store/audit.js';
+import { auditTimeOf, type AuditEntry } from './store/audit.js';
 import type { Logger } from './log.js';
 
 const FLUSH_MS = 1000;
@@ -49,7 +49,7 @@ export class AuditLog {
   }
 
   purge(): void {
-    const cutoff = new Date(Date.now() - this.retentionDays * 86_400_000).toISOString();
+    const cutoff = auditTimeOf(Date.now() - this.retentionDays * 86_400_000);
     const removed = this.store.audit.purgeBefore(cutoff);
     this.store.widgetGrants.purgeExpired();
     if (removed > 0) this.log.info({ removed, cutoff }, 'audit rows past retention removed');

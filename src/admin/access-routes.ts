@@ -4,7 +4,7 @@ import { parseNewKey } from '../access/api-key-input.js';
 import { mayUseIntegration, type Principal } from '../access/principal.js';
 import { DEFAULT_TTL_SECONDS, MAX_TTL_SECONDS } from '../access/tokens.js';
 import type { ApiKeyRecord } from '../store/api-keys.js';
-import { decodeAuditCursor } from '../store/audit.js';
+import { auditTimeOf, decodeAuditCursor } from '../store/audit.js';
 import { parsePaging } from './integration-routes.js';
 import { auditChange, type AdminContext } from './context.js';
 import { INTEGRATION_ID_PATTERN } from './schemas.js';
@@ -131,7 +131,7 @@ export function accessRoutes(app: FastifyInstance, ctx: AdminContext): void {
       ctx.auditLog.flush();
       return store.audit.list({
         integrationId: req.query.integrationId,
-        since: since === undefined ? undefined : new Date(since).toISOString(),
+        since: since === undefined ? undefined : auditTimeOf(since),
         limit,
         after,
       });

@@ -4,6 +4,7 @@ import type { Authenticator } from '../access/credentials.js';
 import type { Logger } from '../log.js';
 import type { Principal } from '../access/principal.js';
 import type { AuditLog } from '../audit.js';
+import { auditTime } from '../store/audit.js';
 import type { Metrics } from '../metrics.js';
 import type { KeyVerifier } from '../access/principal.js';
 
@@ -40,7 +41,7 @@ const SUCCESS: Record<string, number> = { POST: 201, PATCH: 200, PUT: 200, DELET
 /** Records an admin change, written at once: ids and the action, never a secret. */
 export function auditChange(ctx: AdminContext, req: FastifyRequest, action: string, target: AuditTarget): void {
   ctx.auditLog.change({
-    time: new Date().toISOString(),
+    time: auditTime(),
     requestId: req.id,
     keyId: req.principal?.keyId ?? null,
     action,

@@ -33,12 +33,19 @@ export interface CallRecord {
   error?: string;
 }
 
+export interface CallMeta {
+  /** The integration exists (its id may become a metric label). */
+  known: boolean;
+  /** performance.now() when the call arrived. */
+  startedAt: number;
+}
+
 export interface ProxyDeps extends PipelineDeps {
   agent: Dispatcher;
   log: Logger;
   ca: string[];
-  /** Told about every call once it ends (audit, metrics); `known`: the integration exists. */
-  onCall?: (record: CallRecord, known: boolean) => void;
+  /** Told about every call once it ends (audit, metrics). */
+  onCall?: (record: CallRecord, meta: CallMeta) => void;
 }
 
 function newCall(req: IncomingMessage): Call {
@@ -113,7 +120,7 @@ export function createProxyServer(deps: ProxyDeps): http.Server {
   const finish = (call: Call, status: number, error?: string): void => {
     const rec = record(call, status, error);
     deps.log.info(rec, 'proxy call');
-    deps.onCall?.(rec, call.plan !== null);
+    deps.onCall?.(rec, { known: call.plan !== null, startedAt: call.started });
   };
 
   const handle = async (req: IncomingMessage, res: ServerResponse): Promise<void> => {

@@ -45,6 +45,20 @@ const toEntry = (r: Row): AuditEntry => ({
   durationMs: r.duration_ms,
 });
 
+/**
+ * An ISO time with microseconds ("…T10:00:00.123456Z"), from the monotonic
+ * clock: rows written in one millisecond still sort in the order they happened.
+ */
+export function auditTime(perfNow: number = performance.now()): string {
+  const t = performance.timeOrigin + perfNow;
+  const ms = Math.floor(t);
+  const micros = String(Math.floor((t - ms) * 1000)).padStart(3, '0');
+  return new Date(ms).toISOString().replace('Z', `${micros}Z`);
+}
+
+/** A wall-clock time (ms since the epoch) in the same format, for comparisons. */
+export const auditTimeOf = (epochMs: number): string => new Date(epochMs).toISOString().replace('Z', '000Z');
+
 /** Position in the newest-first order: calls are written in batches, so ids alone are not time order. */
 export interface AuditCursor {
   time: string;
