@@ -17,7 +17,7 @@ import { upstreamCa } from './proxy/tls.js';
 import type { Server } from 'node:http';
 import { once } from 'node:events';
 import { AuditLog } from './audit.js';
-import { Metrics, statusClass } from './metrics.js';
+import { Metrics } from './metrics.js';
 import type { CallMeta, CallRecord } from './proxy/server.js';
 import { auditTime } from './store/audit.js';
 
@@ -57,9 +57,8 @@ function observeCall(metrics: Metrics, auditLog: AuditLog): (rec: CallRecord, me
   return (rec, { known, startedAt }) => {
     // Only existing integrations become label values: callers cannot grow the series.
     const integration = known ? (rec.integrationId as string) : 'unknown';
-    metrics.calls.inc({ integration, status_class: statusClass(rec.status) });
+    metrics.countCall(integration, rec.status, rec.error ? null : rec.ms / 1000);
     if (rec.error) metrics.injectionFailures.inc({ code: rec.error });
-    else metrics.upstreamLatency.observe({ integration }, rec.ms / 1000);
     auditLog.call({
       time: auditTime(startedAt),
       requestId: rec.requestId,
@@ -95,7 +94,7 @@ export async function startApp(config: Config, log: Logger): Promise<RunningApp>
     const keys = new KeyVerifier(store, config.adminKey);
     const authn = new Authenticator(keys, new TokenService(config.jwtSecret));
     const metrics = new Metrics();
-    auditLog = new AuditLog(store, config.audit.retentionDays, log);
+    auditLog = new AuditLog(store, config.db, config.audit.retentionDays, log);
     let ready = false;
     admin = buildAdminServer({ store, authn, keys, log, metrics, auditLog, bodyLimit: 64 * 1024, ready: () => ready });
     const ca = upstreamCa(config.proxy.caFile);
@@ -141,7 +140,7 @@ export async function startApp(config: Config, log: Logger): Promise<RunningApp>
         await Promise.all([proxyClosed, adminApp.close()]);
         clearInterval(reaper);
         await agent.close();
-        audit.close();
+        await audit.close();
         keys.flushLastUsed();
         store.close();
       },
@@ -151,7 +150,7 @@ export async function startApp(config: Config, log: Logger): Promise<RunningApp>
       },
     };
   } catch (err) {
-    auditLog?.close();
+    await auditLog?.close();
     proxy?.close();
     await admin?.close();
     store.close();

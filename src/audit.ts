@@ -1,33 +1,65 @@
 /**
- * The audit trail. Proxied calls are queued and written in one transaction
- * every second (or every 500 rows), so the data plane never waits on SQLite;
- * admin changes are written at once, next to the change they describe.
+ * The audit trail. Proxied calls are queued and handed in batches (every
+ * 250 ms, or every 500 rows) to a worker thread that writes them, so the data
+ * plane never waits on SQLite. Admin changes are written at once, next to the
+ * change they describe.
  */
+import { Worker } from 'node:worker_threads';
+import { fileURLToPath } from 'node:url';
 import type { Store } from './store/store.js';
-import { auditTimeOf, type AuditEntry } from './store/audit.js';
+import { auditTimeOf, auditTuple, type AuditEntry, type AuditTuple } from './store/audit.js';
+import type { WriterMessage, WriterReply } from './audit-writer.js';
 import type { Logger } from './log.js';
 
-const FLUSH_MS = 1000;
+const FLUSH_MS = 250;
 const FLUSH_ROWS = 500;
 const PURGE_MS = 3600_000;
 
+/** The compiled worker; from TypeScript sources (tests) it is the one `npm test` built into dist/. */
+function writerFile(): string {
+  const here = fileURLToPath(import.meta.url);
+  return here.endsWith('.ts')
+    ? here.replace(/[/\\]src[/\\]audit\.ts$/, '/dist/src/audit-writer.js')
+    : here.replace(/audit\.js$/, 'audit-writer.js');
+}
+
 export class AuditLog {
-  private queue: AuditEntry[] = [];
+  private queue: AuditTuple[] = [];
   private readonly timers: NodeJS.Timeout[] = [];
+  private readonly worker: Worker;
+  private readonly waiting = new Map<number, () => void>();
+  private nextSync = 0;
 
   constructor(
     private readonly store: Store,
+    dbPath: string,
     private readonly retentionDays: number,
     private readonly log: Logger,
   ) {
+    this.worker = new Worker(writerFile(), { workerData: { dbPath } });
+    this.worker.unref();
+    this.worker.on('message', (reply: WriterReply) => {
+      if (reply.type === 'synced') {
+        this.waiting.get(reply.id)?.();
+        this.waiting.delete(reply.id);
+      } else {
+        // An audit write must not take the proxy down; the log line says what was lost.
+        log.error({ errCode: reply.code, rows: reply.rows }, 'audit rows could not be written');
+      }
+    });
+    this.worker.on('error', (err) => log.error({ errName: err.name }, 'audit writer failed'));
     this.timers.push(setInterval(() => this.flush(), FLUSH_MS), setInterval(() => this.purge(), PURGE_MS));
     for (const t of this.timers) t.unref();
     this.purge();
   }
 
+  private post(msg: WriterMessage): void {
+    this.worker.postMessage(msg);
+  }
+
   /** A proxied call: queued. */
   call(entry: AuditEntry): void {
-    this.queue.push(entry);
+    this.queue.push(auditTuple(entry));
     if (this.queue.length >= FLUSH_ROWS) this.flush();
   }
 
@@ -38,14 +70,18 @@ export class AuditLog {
 
   flush(): void {
     if (this.queue.length === 0) return;
-    const batch = this.queue;
+    this.post({ type: 'rows', json: JSON.stringify(this.queue) });
     this.queue = [];
-    try {
-      this.store.audit.insertMany(batch);
-    } catch (err) {
-      // An audit write must not take the proxy down; the log line says what was lost.
-      this.log.error({ errCode: (err as { code?: string }).code, rows: batch.length }, 'audit rows could not be written');
-    }
+  }
+
+  /** Resolves once every call recorded so far is in the database (for reads of the trail). */
+  synced(): Promise<void> {
+    this.flush();
+    const id = this.nextSync++;
+    return new Promise((resolve) => {
+      this.waiting.set(id, resolve);
+      this.post({ type: 'sync', id });
+    });
   }
 
   purge(): void {
@@ -55,8 +91,12 @@ export class AuditLog {
     if (removed > 0) this.log.info({ removed, cutoff }, 'audit rows past retention removed');
   }
 
-  close(): void {
+  /** Writes what is queued and stops the writer. */
+  async close(): Promise<void> {
     for (const t of this.timers) clearInterval(t);
-    this.flush();
+    await this.synced();
+    const exited = new Promise<void>((resolve) => this.worker.once('exit', () => resolve()));
+    this.post({ type: 'close' });
+    await exited;
   }
 }

@@ -39,6 +39,28 @@ export class Metrics {
       registers: [this.registry],
     });
   }
+
+  private readonly callSeries = new Map<string, { inc: () => void }>();
+  private readonly latencySeries = new Map<string, { observe: (v: number) => void }>();
+
+  /** Hot path: label children are looked up once per series, not hashed per call. */
+  countCall(integration: string, status: number, seconds: number | null): void {
+    const cls = statusClass(status);
+    const key = `${integration}\u0000${cls}`;
+    let counter = this.callSeries.get(key);
+    if (!counter) {
+      counter = this.calls.labels(integration, cls);
+      this.callSeries.set(key, counter);
+    }
+    counter.inc();
+    if (seconds === null) return;
+    let histogram = this.latencySeries.get(integration);
+    if (!histogram) {
+      histogram = this.upstreamLatency.labels(integration);
+      this.latencySeries.set(integration, histogram);
+    }
+    histogram.observe(seconds);
+  }
 }
 
 export const statusClass = (status: number): string => `${Math.floor(status / 100)}xx`;

@@ -128,7 +128,7 @@ export function accessRoutes(app: FastifyInstance, ctx: AdminContext): void {
       if (since !== undefined && Number.isNaN(since)) details.push({ field: 'since', problem: 'must be an ISO 8601 date-time' });
       if (details.length > 0) throw validationError(details);
       // Rows of calls still queued belong in the answer.
-      ctx.auditLog.flush();
+      await ctx.auditLog.synced();
       return store.audit.list({
         integrationId: req.query.integrationId,
         since: since === undefined ? undefined : auditTimeOf(since),

@@ -302,3 +302,20 @@ describe('metrics and health', () => {
     expect((await call(`${lk.adminUrl}/readyz`)).json).toEqual({ status: 'ready' });
   });
 });
+
+describe('audit retention', () => {
+  it('removes rows older than the retention period and keeps the rest', async () => {
+    const { AuditLog } = await import('../../src/audit.js');
+    const { auditTimeOf } = await import('../../src/store/audit.js');
+    const { createLogger } = await import('../../src/log.js');
+    const row = (daysAgo: number, action: string) => ({
+      time: auditTimeOf(Date.now() - daysAgo * 86_400_000), requestId: null, keyId: null, action, integrationId: 'retention',
+      authId: null, method: null, host: null, path: null, status: null, durationMs: null,
+    });
+    lk.store.audit.insertMany([row(40, 'old'), row(10, 'recent')]);
+    const audit = new AuditLog(lk.store, lk.dbPath, 30, createLogger('silent'));
+    await audit.close();
+    const left = lk.store.audit.list({ integrationId: 'retention', limit: 10, after: null }).data.map((r) => r.action);
+    expect(left).toEqual(['recent']);
+  });
+});

@@ -1,0 +1,34 @@
+/**
+ * Worker thread that writes batches of audit rows on its own connection, so
+ * SQLite's work (and its WAL checkpoints) never holds up the proxy's event loop.
+ */
+import { parentPort, workerData } from 'node:worker_threads';
+import { openDatabase } from './store/db.js';
+import { AuditRepo, type AuditTuple } from './store/audit.js';
+
+/** Rows travel as one JSON string: cloning hundreds of objects between threads cost more than writing them. */
+export type WriterMessage = { type: 'rows'; json: string } | { type: 'sync'; id: number } | { type: 'close' };
+export type WriterReply = { type: 'synced'; id: number } | { type: 'failed'; code: string; rows: number };
+
+const port = parentPort;
+if (port) {
+  const db = openDatabase((workerData as { dbPath: string }).dbPath);
+  const repo = new AuditRepo(db);
+  port.on('message', (msg: WriterMessage) => {
+    if (msg.type === 'rows') {
+      const rows = JSON.parse(msg.json) as AuditTuple[];
+      try {
+        repo.insertTuples(rows);
+      } catch (err) {
+        const reply: WriterReply = { type: 'failed', code: (err as { code?: string }).code ?? 'ERROR', rows: rows.length };
+        port.postMessage(reply);
+      }
+    } else if (msg.type === 'sync') {
+      const reply: WriterReply = { type: 'synced', id: msg.id };
+      port.postMessage(reply);
+    } else {
+      db.close();
+      port.close();
+    }
+  });
+}
