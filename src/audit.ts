@@ -94,6 +94,8 @@ export class AuditLog {
   /** Writes what is queued and stops the writer. */
   async close(): Promise<void> {
     for (const t of this.timers) clearInterval(t);
+    // Hold the process open until the last rows are written.
+    this.worker.ref();
     await this.synced();
     const exited = new Promise<void>((resolve) => this.worker.once('exit', () => resolve()));
     this.post({ type: 'close' });

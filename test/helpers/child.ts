@@ -43,7 +43,8 @@ export function startServer(env: Record<string, string>, timeoutMs = 30_000): Pr
     const child = spawn(process.execPath, [compiledCli(), 'serve'], { env: { PATH: process.env.PATH ?? '', ...env } });
     let out = '';
     child.stderr?.on('data', (d: Buffer) => (out += d.toString()));
-    const exited = new Promise<number | null>((r) => child.on('exit', (code) => r(code)));
+    // 'close', not 'exit': by then everything the child printed has been read.
+    const exited = new Promise<number | null>((r) => child.on('close', (code) => r(code)));
     const timer = setTimeout(() => {
       child.kill('SIGKILL');
       reject(new Error(`server did not start: ${out}`));

@@ -61,6 +61,12 @@ describe('graceful shutdown', () => {
     expect(res.json.headers.authorization).toBe('Bearer t');
     expect(await server.exited).toBe(0);
     expect(server.output()).toContain('"msg":"stopped"');
+    // The call's audit row was written before the process left.
+    const store = Store.open({ dbPath: join(dir.path, 'db'), masterKey: undefined, masterKeyFile: join(dir.path, 'master.key') });
+    const rows = store.audit.list({ limit: 10, after: null }).data.filter((r) => r.action === 'proxy.call');
+    expect(rows).toHaveLength(1);
+    expect(rows[0]).toMatchObject({ integrationId: 's', status: 200, path: '/slow' });
+    store.close();
     dir.cleanup();
   });
 });
