@@ -5,6 +5,7 @@
  */
 import { validationError, type ErrorDetail } from '../errors.js';
 import { TOKEN_PATTERN, type StaticHeader } from './headers.js';
+import type { InjectionTemplate } from './template.js';
 
 export const AUTH_TYPES = ['NO_AUTH', 'BASIC_AUTH', 'BEARER_TOKEN', 'API_KEY'] as const;
 export type AuthType = (typeof AUTH_TYPES)[number];
@@ -149,28 +150,20 @@ export function credentialForPatch(
   return { credential: { apiKey, secrets }, secretsChanged };
 }
 
-/** One header or query parameter to set upstream. Names of headers are lower-case. */
-export interface Injection {
-  headers: Array<[string, string]>;
-  query: Array<[string, string]>;
-}
-
-/** What a credential adds to a request: the last step of injection. */
-export function credentialInjection(authType: AuthType, apiKey: ApiKeyPlacement | null, secrets: Secrets): Injection {
+/** The template each SPEC auth type compiles to; its fields are the sealed Secrets. */
+export function templateFor(authType: AuthType, apiKey: ApiKeyPlacement | null): InjectionTemplate {
   switch (authType) {
     case 'BEARER_TOKEN':
-      return { headers: [['authorization', `Bearer ${secrets.token ?? ''}`]], query: [] };
-    case 'BASIC_AUTH': {
-      const basic = Buffer.from(`${secrets.username ?? ''}:${secrets.password ?? ''}`).toString('base64');
-      return { headers: [['authorization', `Basic ${basic}`]], query: [] };
-    }
+      return { headers: [['Authorization', 'Bearer {{token}}']], query: [], basic: null };
+    case 'BASIC_AUTH':
+      return { headers: [], query: [], basic: { username: '{{username}}', password: '{{password}}' } };
     case 'API_KEY':
-      if (!apiKey) return { headers: [], query: [] };
+      if (!apiKey) return { headers: [], query: [], basic: null };
       return apiKey.position === 'query'
-        ? { headers: [], query: [[apiKey.key, secrets.apiKeyValue ?? '']] }
-        : { headers: [[apiKey.key.toLowerCase(), secrets.apiKeyValue ?? '']], query: [] };
+        ? { headers: [], query: [[apiKey.key, '{{apiKeyValue}}']], basic: null }
+        : { headers: [[apiKey.key, '{{apiKeyValue}}']], query: [], basic: null };
     case 'NO_AUTH':
-      return { headers: [], query: [] };
+      return { headers: [], query: [], basic: null };
   }
 }
 

@@ -132,14 +132,13 @@ function findClientKey(call: Call): { secret: string; place: ClientKeyPlace } | 
     const secret = bearer ?? inBasic;
     if (secret) return { secret, place: { kind: 'header', name: 'authorization' } };
   }
-  const apiKey = call.auth?.apiKey;
-  if (apiKey?.position === 'header') {
-    const name = apiKey.key.toLowerCase();
+  for (const name of call.auth?.credentialHeaders ?? []) {
     const v = header(req, name);
     if (v?.startsWith('lk_')) return { secret: v, place: { kind: 'header', name } };
-  } else if (apiKey?.position === 'query') {
-    const v = queryValue(call.query, apiKey.key);
-    if (v?.startsWith('lk_')) return { secret: v, place: { kind: 'query', name: apiKey.key } };
+  }
+  for (const name of call.auth?.credentialQuery ?? []) {
+    const v = queryValue(call.query, name);
+    if (v?.startsWith('lk_')) return { secret: v, place: { kind: 'query', name } };
   }
   return null;
 }

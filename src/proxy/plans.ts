@@ -5,14 +5,17 @@
  * any other), so an admin change applies to the very next call.
  */
 import { parseBaseUrl, type ParsedBaseUrl } from '../hosts.js';
-import { credentialInjection, headersToPairs, type ApiKeyPlacement, type AuthType } from '../credentials/auth-types.js';
+import { headersToPairs, templateFor, type AuthType } from '../credentials/auth-types.js';
+import { credentialPlaces, renderInjection } from '../credentials/template.js';
 import type { Store } from '../store/store.js';
 import { LatchkeyError } from '../errors.js';
 
 export interface AuthPlan {
   authId: string;
   authType: AuthType;
-  apiKey: ApiKeyPlacement | null;
+  /** Where the credential goes: a client's `lk_` key found there is removed and replaced. */
+  credentialHeaders: string[];
+  credentialQuery: string[];
   /** integration headers, then record headers, then the credential: one entry per lower-case name, last wins. */
   headers: Array<[string, string]>;
   /** Query parameters to set (API_KEY in query position). */
@@ -88,11 +91,14 @@ export class PlanCache {
     const record = this.store.authRecords.get(integrationId, authId);
     if (!integration || !record) return null;
     const secrets = this.store.authRecords.openSecrets(integrationId, authId);
-    const credential = credentialInjection(record.authType, record.apiKey, secrets);
+    const template = record.template ?? templateFor(record.authType, record.apiKey);
+    const credential = renderInjection(template, secrets);
+    const places = credentialPlaces(template);
     return {
       authId,
       authType: record.authType,
-      apiKey: record.apiKey,
+      credentialHeaders: places.headers,
+      credentialQuery: places.query,
       headers: mergeHeaders(headersToPairs(integration.headers), headersToPairs(record.headers), credential.headers),
       query: credential.query,
     };

@@ -5,6 +5,7 @@ import { newAuthId } from '../ids.js';
 import type { StaticHeader } from '../credentials/headers.js';
 import type { ApiKeyPlacement, AuthType, NewCredential, Secrets } from '../credentials/auth-types.js';
 import { openRecord, sealRecord, rewrapKey } from '../crypto/seal.js';
+import type { InjectionTemplate } from '../credentials/template.js';
 
 /** An auth record as stored, without its secrets: the only form an admin response is built from. */
 export interface AuthRecord {
@@ -13,8 +14,20 @@ export interface AuthRecord {
   authType: AuthType;
   headers: StaticHeader[];
   apiKey: ApiKeyPlacement | null;
+  /** Set for records made from the provider catalog. */
+  provider: string | null;
+  label: string | null;
+  /** A catalog provider's template; null: the auth type's own. */
+  template: InjectionTemplate | null;
   createdAt: string;
   updatedAt: string;
+}
+
+/** What a catalog credential adds to a new record. */
+export interface ProviderCredential {
+  provider: string;
+  label: string | null;
+  template: InjectionTemplate;
 }
 
 interface Row {
@@ -27,6 +40,9 @@ interface Row {
   api_key_position: 'header' | 'query' | null;
   wrapped_key: Buffer;
   sealed: Buffer;
+  provider: string | null;
+  label: string | null;
+  template: string | null;
   created_at: string;
   updated_at: string;
 }
@@ -38,6 +54,9 @@ function toRecord(row: Row): AuthRecord {
     authType: row.auth_type,
     headers: JSON.parse(row.headers) as StaticHeader[],
     apiKey: row.api_key_name && row.api_key_position ? { key: row.api_key_name, position: row.api_key_position } : null,
+    provider: row.provider,
+    label: row.label,
+    template: row.template ? (JSON.parse(row.template) as InjectionTemplate) : null,
     createdAt: row.created_at,
     updatedAt: row.updated_at,
   };
@@ -60,9 +79,11 @@ export class AuthRecordRepo {
   ) {
     this.insertStmt = db.prepare(`
       INSERT INTO auth_records
-        (auth_id, integration_id, auth_type, headers, api_key_name, api_key_position, wrapped_key, sealed, created_at, updated_at)
+        (auth_id, integration_id, auth_type, headers, api_key_name, api_key_position, wrapped_key, sealed,
+         provider, label, template, created_at, updated_at)
       VALUES
-        (@authId, @integrationId, @authType, @headers, @apiKeyName, @apiKeyPosition, @wrappedKey, @sealed, @now, @now)`);
+        (@authId, @integrationId, @authType, @headers, @apiKeyName, @apiKeyPosition, @wrappedKey, @sealed,
+         @provider, @label, @template, @now, @now)`);
     this.getStmt = db.prepare<[string, string], Row>(
       'SELECT * FROM auth_records WHERE integration_id = ? AND auth_id = ?',
     );
@@ -82,7 +103,13 @@ export class AuthRecordRepo {
     this.rewrapStmt = db.prepare('UPDATE auth_records SET wrapped_key = ? WHERE auth_id = ?');
   }
 
-  create(integrationId: string, authType: AuthType, headers: StaticHeader[], credential: NewCredential): AuthRecord {
+  create(
+    integrationId: string,
+    authType: AuthType,
+    headers: StaticHeader[],
+    credential: NewCredential,
+    fromCatalog: ProviderCredential | null = null,
+  ): AuthRecord {
     const authId = newAuthId();
     const sealed = sealRecord(this.masterKey(), integrationId, authId, credential.secrets);
     this.insertStmt.run({
@@ -94,6 +121,9 @@ export class AuthRecordRepo {
       apiKeyPosition: credential.apiKey?.position ?? null,
       wrappedKey: sealed.wrappedKey,
       sealed: sealed.sealed,
+      provider: fromCatalog?.provider ?? null,
+      label: fromCatalog?.label ?? null,
+      template: fromCatalog ? JSON.stringify(fromCatalog.template) : null,
       now: nowIso(),
     });
     this.onWrite();
@@ -126,9 +156,10 @@ export class AuthRecordRepo {
   }
 
   /** Opens the record's secrets; they should live no longer than the caller needs them. */
-  openSecrets(integrationId: string, authId: string): Secrets {
+  openSecrets(integrationId: string, authId: string): Secrets & Record<string, string> {
     const row = this.row(integrationId, authId);
-    return openRecord(this.masterKey(), integrationId, authId, { wrappedKey: row.wrapped_key, sealed: row.sealed }) as Secrets;
+    return openRecord(this.masterKey(), integrationId, authId, { wrappedKey: row.wrapped_key, sealed: row.sealed }) as Secrets &
+      Record<string, string>;
   }
 
   /** Writes new headers and placement; re-seals (with a fresh data key) only when `secrets` is given. */

@@ -76,6 +76,13 @@ const MIGRATIONS: string[] = [
   ) STRICT;
   CREATE INDEX widget_grants_by_origin ON widget_grants (origin, integration_id, expires_at);
   `,
+  `
+  ALTER TABLE integrations ADD COLUMN provider TEXT;
+  ALTER TABLE auth_records ADD COLUMN provider TEXT;
+  ALTER TABLE auth_records ADD COLUMN label TEXT;
+  -- A catalog provider's injection template (names and placeholders, no secret).
+  ALTER TABLE auth_records ADD COLUMN template TEXT;
+  `,
 ];
 
 export const SCHEMA_VERSION = MIGRATIONS.length;

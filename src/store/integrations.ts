@@ -11,6 +11,8 @@ export interface Integration {
   /** Effective list: the stored one, or the base URL's host when none was set. */
   allowedHosts: string[];
   headers: StaticHeader[];
+  /** The catalog provider it was made from, if any. */
+  provider: string | null;
   createdAt: string;
   updatedAt: string;
 }
@@ -22,6 +24,7 @@ export interface IntegrationWrite {
   /** null: follow the base URL's host. */
   allowedHosts: string[] | null;
   headers: StaticHeader[];
+  provider?: string | null;
 }
 
 interface Row {
@@ -31,6 +34,7 @@ interface Row {
   base_url: string;
   allowed_hosts: string;
   headers: string;
+  provider: string | null;
   created_at: string;
   updated_at: string;
 }
@@ -58,6 +62,7 @@ function toIntegration(row: Row): Integration {
     baseUrl: row.base_url,
     allowedHosts: stored ?? (typeof base === 'string' ? [] : [base.host]),
     headers: JSON.parse(row.headers) as StaticHeader[],
+    provider: row.provider,
     createdAt: row.created_at,
     updatedAt: row.updated_at,
   };
@@ -74,8 +79,8 @@ export class IntegrationRepo {
 
   constructor(db: Db, private readonly onWrite: () => void) {
     this.insertStmt = db.prepare(`
-      INSERT INTO integrations (integration_id, name, base_url, allowed_hosts, headers, created_at, updated_at)
-      VALUES (@integrationId, @name, @baseUrl, @allowedHosts, @headers, @now, @now)`);
+      INSERT INTO integrations (integration_id, name, base_url, allowed_hosts, headers, provider, created_at, updated_at)
+      VALUES (@integrationId, @name, @baseUrl, @allowedHosts, @headers, @provider, @now, @now)`);
     this.getStmt = db.prepare<[string], Row>('SELECT * FROM integrations WHERE integration_id = ?');
     this.rawStmt = db.prepare<[string], { allowed_hosts: string }>(
       'SELECT allowed_hosts FROM integrations WHERE integration_id = ?',
@@ -95,6 +100,7 @@ export class IntegrationRepo {
       baseUrl: w.baseUrl,
       allowedHosts: JSON.stringify(w.allowedHosts),
       headers: JSON.stringify(w.headers),
+      provider: w.provider ?? null,
       now,
     };
   }

@@ -32,7 +32,7 @@ describe('removeDotSegments', () => {
 });
 
 describe('upstreamHeaders', () => {
-  const plan = { authId: 'a', authType: 'BEARER_TOKEN' as const, apiKey: null, query: [], headers: mergeHeaders([['X-A', '1'], ['Authorization', 'static']], [['authorization', 'Bearer real']]) };
+  const plan = { authId: 'a', authType: 'BEARER_TOKEN' as const, credentialHeaders: ['authorization'], credentialQuery: [], query: [], headers: mergeHeaders([['X-A', '1'], ['Authorization', 'static']], [['authorization', 'Bearer real']]) };
   it('strips hop-by-hop, Connection-named, proxy, latchkey and host headers and injects once', () => {
     const out = upstreamHeaders(
       {
