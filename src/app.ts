@@ -96,13 +96,25 @@ export async function startApp(config: Config, log: Logger): Promise<RunningApp>
     const metrics = new Metrics();
     auditLog = new AuditLog(store, config.db, config.audit.retentionDays, log);
     let ready = false;
-    admin = buildAdminServer({ store, authn, keys, log, metrics, auditLog, bodyLimit: 64 * 1024, ready: () => ready });
     const ca = upstreamCa(config.proxy.caFile);
     const agent = createUpstreamAgent({
       connectTimeoutMs: config.proxy.connectTimeoutMs,
       headersTimeoutMs: config.proxy.headersTimeoutMs,
       bodyTimeoutMs: config.proxy.bodyTimeoutMs,
       ca,
+    });
+    admin = buildAdminServer({
+      store,
+      authn,
+      keys,
+      log,
+      metrics,
+      auditLog,
+      catalog: config.providerCatalog,
+      agent,
+      probeTimeoutMs: config.catalog.probeTimeoutMs,
+      bodyLimit: 64 * 1024,
+      ready: () => ready,
     });
     proxy = createProxyServer({
       plans: new PlanCache(store),

@@ -27,6 +27,10 @@ export function authView(r: AuthRecord): Record<string, unknown> {
     headers: r.headers,
   };
   if (r.authType === 'API_KEY' && r.apiKey) view.apiKey = { key: r.apiKey.key, position: r.apiKey.position };
+  if (r.provider) {
+    view.provider = r.provider;
+    view.label = r.label;
+  }
   view.createdAt = r.createdAt;
   view.updatedAt = r.updatedAt;
   return view;
@@ -70,6 +74,12 @@ export function authRoutes(app: FastifyInstance, ctx: AdminContext): void {
     }
     checkHeaders(b.headers);
     const touchesCredential = b.token !== undefined || b.username !== undefined || b.password !== undefined || b.apiKey !== undefined;
+    if (touchesCredential && current.provider) {
+      // Its fields are the provider's, checked by the probe: rotate by storing new credentials.
+      throw validationError([
+        { field: 'credentials', problem: `rotate ${current.provider} credentials with POST /v1/integrations/${current.provider}/credentials` },
+      ]);
+    }
     // Secrets are opened only when a credential field changes, and only to merge it.
     const secrets = touchesCredential ? store.authRecords.openSecrets(integrationId, authId) : {};
     const { credential, secretsChanged } = credentialForPatch(current.authType, { apiKey: current.apiKey, secrets }, b);

@@ -4,6 +4,8 @@ import type { Authenticator } from '../access/credentials.js';
 import type { Logger } from '../log.js';
 import type { Principal } from '../access/principal.js';
 import type { AuditLog } from '../audit.js';
+import type { Dispatcher } from 'undici';
+import type { Catalog } from '../catalog/catalog.js';
 import { auditTime } from '../store/audit.js';
 import type { Metrics } from '../metrics.js';
 import type { KeyVerifier } from '../access/principal.js';
@@ -20,6 +22,10 @@ export interface AdminContext {
   log: Logger;
   bodyLimit: number;
   auditLog: AuditLog;
+  catalog: Catalog;
+  /** The proxy's upstream agent: catalog probes go out the same way as calls. */
+  agent: Dispatcher;
+  probeTimeoutMs: number;
   metrics: Metrics;
   keys: KeyVerifier;
   /** Whether the service may take traffic (database open, master key checked). */

@@ -5,6 +5,7 @@ import { fromFastifyError } from './errors.js';
 import { integrationRoutes } from './integration-routes.js';
 import { authRoutes } from './auth-routes.js';
 import { accessRoutes } from './access-routes.js';
+import { catalogRoutes } from './catalog-routes.js';
 import { statusClass } from '../metrics.js';
 import type { AdminContext } from './context.js';
 
@@ -89,6 +90,7 @@ export function buildAdminServer(ctx: AdminContext): FastifyInstance {
       integrationRoutes(v1, ctx);
       authRoutes(v1, ctx);
       accessRoutes(v1, ctx);
+      catalogRoutes(v1, ctx);
     },
     { prefix: '/v1' },
   );

@@ -2,6 +2,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { isIP } from 'node:net';
 import AjvModule from 'ajv';
 import { CONFIG_SCHEMA, DEFAULTS, ENV_OVERRIDES, type FileConfig } from './schema.js';
+import { buildCatalog, type Catalog } from '../catalog/catalog.js';
 
 // ajv ships CommonJS; under NodeNext its default export is the module object.
 const Ajv = AjvModule.default;
@@ -12,6 +13,8 @@ export interface Address {
 }
 
 export interface Config extends FileConfig {
+  /** config/providers.json with the config's providers, validated. */
+  providerCatalog: Catalog;
   proxyAddress: Address;
   adminAddress: Address;
   /** Secrets come from the environment only, never from a config file. */
@@ -118,6 +121,9 @@ export function loadConfig(env: Env = process.env): Config {
     throw new ConfigError(`proxy.caFile: file ${file.proxy.caFile} does not exist`);
   }
 
+  const providerCatalog = buildCatalog(file.providers);
+  if (Array.isArray(providerCatalog)) throw new ConfigError(`invalid provider catalog: ${providerCatalog.join('; ')}`);
+
   const adminKey = env.LATCHKEY_ADMIN_KEY || undefined;
   if (adminKey !== undefined && (!adminKey.startsWith('lk_') || adminKey.length < 32)) {
     throw new ConfigError('LATCHKEY_ADMIN_KEY: must start with "lk_" and be at least 32 characters');
@@ -131,6 +137,7 @@ export function loadConfig(env: Env = process.env): Config {
     ...file,
     proxyAddress,
     adminAddress,
+    providerCatalog,
     masterKey: env.LATCHKEY_MASTER_KEY || undefined,
     adminKey,
     jwtSecret,

@@ -18,6 +18,9 @@ export interface FileConfig {
   logLevel: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
   shutdownGraceMs: number;
   audit: { retentionDays: number };
+  /** Catalog entries added to (or replacing) config/providers.json; checked by the catalog's own schema. */
+  providers: unknown[];
+  catalog: { probeTimeoutMs: number };
 }
 
 export const DEFAULTS: FileConfig = {
@@ -36,6 +39,8 @@ export const DEFAULTS: FileConfig = {
   logLevel: 'info',
   shutdownGraceMs: 10_000,
   audit: { retentionDays: 30 },
+  providers: [],
+  catalog: { probeTimeoutMs: 5000 },
 };
 
 const ADDR = { type: 'string', pattern: '^(\\[[0-9a-fA-F:.]+\\]|[A-Za-z0-9.-]+):[0-9]{1,5}$' };
@@ -44,7 +49,7 @@ const MS = { type: 'integer', minimum: 1, maximum: 86_400_000 };
 export const CONFIG_SCHEMA = {
   type: 'object',
   additionalProperties: false,
-  required: ['proxy', 'admin', 'db', 'masterKeyFile', 'logLevel', 'shutdownGraceMs', 'audit'],
+  required: ['proxy', 'admin', 'db', 'masterKeyFile', 'logLevel', 'shutdownGraceMs', 'audit', 'providers', 'catalog'],
   properties: {
     proxy: {
       type: 'object',
@@ -74,6 +79,13 @@ export const CONFIG_SCHEMA = {
       additionalProperties: false,
       required: ['retentionDays'],
       properties: { retentionDays: { type: 'integer', minimum: 1, maximum: 3650 } },
+    },
+    providers: { type: 'array', maxItems: 500 },
+    catalog: {
+      type: 'object',
+      additionalProperties: false,
+      required: ['probeTimeoutMs'],
+      properties: { probeTimeoutMs: MS },
     },
   },
 } as const;

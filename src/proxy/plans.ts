@@ -6,7 +6,8 @@
  */
 import { parseBaseUrl, type ParsedBaseUrl } from '../hosts.js';
 import { headersToPairs, templateFor, type AuthType } from '../credentials/auth-types.js';
-import { credentialPlaces, renderInjection } from '../credentials/template.js';
+import { credentialPlaces, renderInjection, type InjectionTemplate } from '../credentials/template.js';
+import type { StaticHeader } from '../credentials/headers.js';
 import type { Store } from '../store/store.js';
 import { LatchkeyError } from '../errors.js';
 
@@ -37,6 +38,31 @@ export function mergeHeaders(...lists: Array<Array<[string, string]>>): Array<[s
   const merged = new Map<string, string>();
   for (const list of lists) for (const [name, value] of list) merged.set(name.toLowerCase(), value);
   return [...merged];
+}
+
+/**
+ * The plan for one credential: integration headers, record headers, then the
+ * rendered template. The proxy and the catalog's validation probe both build
+ * their requests from this.
+ */
+export function buildAuthPlan(
+  authId: string,
+  authType: AuthType,
+  template: InjectionTemplate,
+  fields: Readonly<Record<string, string | undefined>>,
+  integrationHeaders: StaticHeader[],
+  recordHeaders: StaticHeader[],
+): AuthPlan {
+  const credential = renderInjection(template, fields);
+  const places = credentialPlaces(template);
+  return {
+    authId,
+    authType,
+    credentialHeaders: places.headers,
+    credentialQuery: places.query,
+    headers: mergeHeaders(headersToPairs(integrationHeaders), headersToPairs(recordHeaders), credential.headers),
+    query: credential.query,
+  };
 }
 
 export class PlanCache {
@@ -92,15 +118,6 @@ export class PlanCache {
     if (!integration || !record) return null;
     const secrets = this.store.authRecords.openSecrets(integrationId, authId);
     const template = record.template ?? templateFor(record.authType, record.apiKey);
-    const credential = renderInjection(template, secrets);
-    const places = credentialPlaces(template);
-    return {
-      authId,
-      authType: record.authType,
-      credentialHeaders: places.headers,
-      credentialQuery: places.query,
-      headers: mergeHeaders(headersToPairs(integration.headers), headersToPairs(record.headers), credential.headers),
-      query: credential.query,
-    };
+    return buildAuthPlan(authId, record.authType, template, secrets, integration.headers, record.headers);
   }
 }

@@ -1,0 +1,217 @@
+/**
+ * The provider catalog: config/providers.json plus the config file's
+ * `providers` (same `provider` id: replaced). Each entry is checked once, at
+ * start, against PROVIDER_SCHEMA and against its own field lists, then
+ * compiled to the injection template every auth record uses.
+ */
+import { existsSync, readFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import AjvModule from 'ajv';
+import { HEADER_VALUE_PATTERN, TOKEN_PATTERN, isForbiddenStaticHeader, type StaticHeader } from '../credentials/headers.js';
+import { placeholders, render, type InjectionTemplate } from '../credentials/template.js';
+import { checkHostEntry, hostAllowed, parseBaseUrl } from '../hosts.js';
+
+const Ajv = AjvModule.default;
+
+export interface ProviderProbe {
+  method: 'GET' | 'POST' | 'HEAD';
+  /** Below the base URL; may use `{{field}}` (URL-encoded when rendered). */
+  path: string;
+  body?: unknown;
+  /** Statuses that mean the credential works. */
+  expect: number[];
+  /** Some APIs answer 200 to a bad key; this JSON field value says "rejected". */
+  rejectedWhen?: { field: string; equals: string | number | boolean | null };
+}
+
+export interface ProviderEntry {
+  provider: string;
+  displayName: string;
+  docs?: string;
+  baseUrl: string;
+  allowedHosts: string[];
+  requiredFields: string[];
+  optionalFields: string[];
+  /** Fields placed in the base URL's host (a shop or site name): not secret, host-label characters only. */
+  urlFields?: string[];
+  inject: {
+    headers?: Record<string, string>;
+    query?: Record<string, string>;
+    basic?: { username: string; password: string };
+  };
+  /** Fixed headers the provider requires (a version header, an Accept type). */
+  headers?: Record<string, string>;
+  probe?: ProviderProbe | null;
+}
+
+const FIELD = '^[a-z][a-z0-9_]{0,63}$';
+const fieldList = { type: 'array', maxItems: 20, uniqueItems: true, items: { type: 'string', pattern: FIELD } } as const;
+const headerMap = {
+  type: 'object',
+  maxProperties: 20,
+  propertyNames: { pattern: TOKEN_PATTERN },
+  additionalProperties: { type: 'string', maxLength: 1024, pattern: HEADER_VALUE_PATTERN },
+} as const;
+
+export const PROVIDER_SCHEMA = {
+  type: 'object',
+  additionalProperties: false,
+  required: ['provider', 'displayName', 'baseUrl', 'allowedHosts', 'requiredFields', 'optionalFields', 'inject'],
+  properties: {
+    provider: { type: 'string', pattern: '^[a-z0-9][a-z0-9-]{0,40}$' },
+    displayName: { type: 'string', minLength: 1, maxLength: 100 },
+    docs: { type: 'string', pattern: '^https://' },
+    baseUrl: { type: 'string', minLength: 1, maxLength: 500 },
+    allowedHosts: { type: 'array', minItems: 1, maxItems: 20, items: { type: 'string', minLength: 1, maxLength: 260 } },
+    requiredFields: fieldList,
+    optionalFields: fieldList,
+    urlFields: fieldList,
+    inject: {
+      type: 'object',
+      additionalProperties: false,
+      minProperties: 1,
+      properties: {
+        headers: headerMap,
+        query: { type: 'object', maxProperties: 10, additionalProperties: { type: 'string', maxLength: 1024 } },
+        basic: {
+          type: 'object',
+          additionalProperties: false,
+          required: ['username', 'password'],
+          properties: { username: { type: 'string', maxLength: 512 }, password: { type: 'string', maxLength: 512 } },
+        },
+      },
+    },
+    headers: headerMap,
+    probe: {
+      type: ['object', 'null'],
+      additionalProperties: false,
+      required: ['method', 'path', 'expect'],
+      properties: {
+        method: { enum: ['GET', 'POST', 'HEAD'] },
+        path: { type: 'string', pattern: '^/', maxLength: 500 },
+        body: {},
+        expect: { type: 'array', minItems: 1, items: { type: 'integer', minimum: 200, maximum: 399 } },
+        rejectedWhen: {
+          type: 'object',
+          additionalProperties: false,
+          required: ['field', 'equals'],
+          properties: { field: { type: 'string' }, equals: { type: ['string', 'number', 'boolean', 'null'] } },
+        },
+      },
+    },
+  },
+} as const;
+
+const validateEntry = new Ajv({ allErrors: true, strict: false }).compile(PROVIDER_SCHEMA);
+
+/** A host label: what a url field may hold, so it can never change which host is reached. */
+export const URL_FIELD_VALUE = /^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$/;
+
+/** Problems of one entry, each prefixed by `where` (e.g. "providers[2]"). Empty: the entry is sound. */
+export function providerProblems(raw: unknown, where: string): string[] {
+  if (!validateEntry(raw)) {
+    return (validateEntry.errors ?? []).map((e) => {
+      const path = e.instancePath.slice(1).replaceAll('/', '.');
+      const extra = e.keyword === 'additionalProperties' ? ` "${String(e.params.additionalProperty)}"` : '';
+      return `${where}${path ? `.${path}` : ''}: ${e.message ?? 'invalid'}${extra}`;
+    });
+  }
+  const p = raw as ProviderEntry;
+  const problems: string[] = [];
+  const say = (path: string, problem: string): void => {
+    problems.push(`${where}.${path}: ${problem}`);
+  };
+  const declared = new Set([...p.requiredFields, ...p.optionalFields]);
+  const urlFields = new Set(p.urlFields ?? []);
+  if (declared.size === 0) say('requiredFields', 'a provider needs at least one field');
+  for (const f of p.optionalFields) if (p.requiredFields.includes(f)) say('optionalFields', `${f} is also required`);
+  for (const f of urlFields) if (!p.requiredFields.includes(f)) say('urlFields', `${f} must be a required field`);
+  const useOnly = (path: string, template: string, allowed: Set<string>, what: string): void => {
+    for (const name of placeholders(template)) if (!allowed.has(name)) say(path, `{{${name}}} is not a declared ${what}`);
+  };
+  for (const [name, tpl] of Object.entries(p.inject.headers ?? {})) {
+    if (isForbiddenStaticHeader(name)) say(`inject.headers.${name}`, 'cannot be set by a provider');
+    useOnly(`inject.headers.${name}`, tpl, declared, 'field');
+  }
+  for (const [name, tpl] of Object.entries(p.inject.query ?? {})) useOnly(`inject.query.${name}`, tpl, declared, 'field');
+  if (p.inject.basic) {
+    useOnly('inject.basic.username', p.inject.basic.username, declared, 'field');
+    useOnly('inject.basic.password', p.inject.basic.password, declared, 'field');
+  }
+  for (const [name, value] of Object.entries(p.headers ?? {})) {
+    if (isForbiddenStaticHeader(name)) say(`headers.${name}`, 'cannot be a static header');
+    if (placeholders(value).length > 0) say(`headers.${name}`, 'fixed headers hold no fields; use inject.headers');
+  }
+  if (p.probe) useOnly('probe.path', p.probe.path, declared, 'field');
+  useOnly('baseUrl', p.baseUrl, urlFields, 'url field');
+  p.allowedHosts.forEach((h, i) => useOnly(`allowedHosts[${i}]`, h, urlFields, 'url field'));
+  // With sample values in the url fields, the base URL and hosts must be sound and agree.
+  const sample = Object.fromEntries([...urlFields].map((f) => [f, 'sample']));
+  const base = parseBaseUrl(render(p.baseUrl, sample) ?? '');
+  const hosts = p.allowedHosts.map((h) => (render(h, sample) ?? '').toLowerCase());
+  if (typeof base === 'string') say('baseUrl', base);
+  hosts.forEach((h, i) => {
+    const problem = checkHostEntry(h);
+    if (problem) say(`allowedHosts[${i}]`, problem);
+  });
+  if (typeof base !== 'string' && !hostAllowed(hosts, base.host, base.port)) say('allowedHosts', 'must include the host of baseUrl');
+  return problems;
+}
+
+export interface CompiledProvider {
+  entry: ProviderEntry;
+  template: InjectionTemplate;
+  staticHeaders: StaticHeader[];
+  fields: Set<string>;
+}
+
+function compile(entry: ProviderEntry): CompiledProvider {
+  return {
+    entry,
+    template: {
+      headers: Object.entries(entry.inject.headers ?? {}),
+      query: Object.entries(entry.inject.query ?? {}),
+      basic: entry.inject.basic ?? null,
+    },
+    staticHeaders: Object.entries(entry.headers ?? {}).map(([key, value]) => ({ key, value })),
+    fields: new Set([...entry.requiredFields, ...entry.optionalFields]),
+  };
+}
+
+export class Catalog {
+  private readonly byId: Map<string, CompiledProvider>;
+
+  constructor(entries: ProviderEntry[]) {
+    this.byId = new Map(entries.map((e) => [e.provider, compile(e)]));
+  }
+
+  get(provider: string): CompiledProvider | undefined {
+    return this.byId.get(provider);
+  }
+
+  list(): ProviderEntry[] {
+    return [...this.byId.values()].map((c) => c.entry).sort((a, b) => a.provider.localeCompare(b.provider));
+  }
+}
+
+/** The package's own config/ folder, wherever latchkey is started from. */
+export function builtInCatalogPath(): string {
+  let dir = dirname(fileURLToPath(import.meta.url));
+  while (!existsSync(join(dir, 'package.json')) && dirname(dir) !== dir) dir = dirname(dir);
+  return join(dir, 'config', 'providers.json');
+}
+
+/** Built-in entries, then the config's: returns the catalog or the list of problems. */
+export function buildCatalog(fromConfig: unknown[]): Catalog | string[] {
+  const path = builtInCatalogPath();
+  const builtIn = JSON.parse(readFileSync(path, 'utf8')) as unknown[];
+  const problems = [
+    ...builtIn.flatMap((e, i) => providerProblems(e, `config/providers.json[${i}]`)),
+    ...fromConfig.flatMap((e, i) => providerProblems(e, `providers[${i}]`)),
+  ];
+  if (problems.length > 0) return problems;
+  const merged = new Map<string, ProviderEntry>();
+  for (const e of [...builtIn, ...fromConfig] as ProviderEntry[]) merged.set(e.provider, e);
+  return new Catalog([...merged.values()]);
+}
