@@ -9,6 +9,7 @@ import { MasterKeyError, generateMasterKeyFile, readMasterKeyFile } from './cryp
 import { DatabaseError, openDatabase } from './store/db.js';
 import { Store, replaceKeyFile } from './store/store.js';
 import { keysCommand } from './cli-keys.js';
+import { catalogTable } from './catalog/table.js';
 
 const HELP = `latchkey: credential-injecting outbound proxy
 
@@ -23,6 +24,7 @@ Commands:
   rotate-master-key --new-key-file FILE  re-wrap every data key under the key in FILE
                                          (generated into FILE when it does not exist)
   backup FILE                            write a consistent copy of the database, also while serving
+  catalog                                print the provider catalog as a Markdown table
   --help                                 this text
 
 Configuration: config/default.json, then config/local.json (or LATCHKEY_CONFIG),
@@ -131,6 +133,9 @@ export async function main(argv: string[]): Promise<void> {
       return backup(config, rest[0]);
     case 'keys':
       return keysCommand(config, rest, values);
+    case 'catalog':
+      process.stdout.write(`${catalogTable(config.providerCatalog.list())}\n`);
+      return;
     default:
       throw new ConfigError(`unknown command "${command}" (see latchkey --help)`);
   }

@@ -70,3 +70,14 @@ describe('broken catalog entries are refused', () => {
     dir.cleanup();
   });
 });
+
+describe('the README', () => {
+  it('carries the table `latchkey catalog` prints', async () => {
+    const { catalogTable } = await import('../../src/catalog/table.js');
+    const catalog = buildCatalog([]);
+    if (Array.isArray(catalog)) throw new Error(catalog.join('\n'));
+    const readme = readFileSync(join(builtInCatalogPath(), '..', '..', 'README.md'), 'utf8');
+    const inReadme = /<!-- catalog:start -->\n([\s\S]*?)\n<!-- catalog:end -->/.exec(readme)?.[1];
+    expect(inReadme).toBe(catalogTable(catalog.list()));
+  });
+});

@@ -1,0 +1,24 @@
+import type { ProviderEntry } from './catalog.js';
+
+/** Where each field goes, in words: "header DD-API-KEY", "query key", "Basic password". */
+function placements(p: ProviderEntry): string {
+  const out: string[] = [];
+  for (const name of Object.keys(p.inject.headers ?? {})) out.push(`header \`${name}\``);
+  for (const name of Object.keys(p.inject.query ?? {})) out.push(`query \`${name}\``);
+  if (p.inject.basic) out.push('Basic auth');
+  return out.join(', ');
+}
+
+const fieldList = (p: ProviderEntry): string =>
+  [...p.requiredFields.map((f) => `\`${f}\``), ...p.optionalFields.map((f) => `\`${f}\` (optional)`)].join(', ');
+
+/** The README's catalog table, generated from the catalog (`latchkey catalog`). */
+export function catalogTable(entries: ProviderEntry[]): string {
+  const rows = entries.map(
+    (p) =>
+      `| \`${p.provider}\` | ${p.displayName} | \`${p.baseUrl}\` | ${fieldList(p)} | ${placements(p)} | ${
+        p.probe ? `\`${p.probe.method} ${p.probe.path}\`` : '-'
+      } |`,
+  );
+  return ['| provider | name | base URL | fields | injected as | probe |', '| --- | --- | --- | --- | --- | --- |', ...rows].join('\n');
+}
