@@ -166,6 +166,23 @@ describe('injection in place', () => {
   });
 });
 
+describe('redirects', () => {
+  it('are passed back, never followed', async () => {
+    const redirecting = await startUpstream((_req, res) => {
+      res.writeHead(302, { location: `${other.url}/elsewhere` });
+      res.end();
+    });
+    await lk.admin.post('/v1/integrations', { integrationId: 'redir', baseUrl: redirecting.url });
+    await lk.admin.post('/v1/integrations/redir/auth', { authType: 'BEARER_TOKEN', token: 'redir-token' });
+    const before = other.seen.length;
+    const res = await tagged('path', 'redir', {}, '/start');
+    expect(res.status).toBe(302);
+    expect(res.headers.location).toBe(`${other.url}/elsewhere`);
+    expect(other.seen.length).toBe(before);
+    await redirecting.close();
+  });
+});
+
 describe('SDK drop-in: the latchkey key where the credential goes', () => {
   it('Authorization: Bearer lk_… to /{integrationId}/…', async () => {
     const res = await call(`${lk.proxyUrl}/bearer/v1/chat`, { headers: { authorization: `Bearer ${lk.adminKey}` } });

@@ -112,6 +112,24 @@ describe('start-up failures', () => {
     expect(ok.code).toBe(0);
   });
 
+  it('an unreadable database: exit non-zero naming it, file unchanged, no key generated', async () => {
+    const dir = newDir();
+    const env = envFor(dir);
+    writeFileSync(env.LATCHKEY_DB as string, 'this is not a database, it is a text file');
+    const before = readFileSync(env.LATCHKEY_DB as string);
+    const res = await runCli(['serve'], env);
+    expect(res.code).toBe(1);
+    expect(res.stderr).toMatch(/latchkey\.db: file is not a database/);
+    expect(readFileSync(env.LATCHKEY_DB as string).equals(before)).toBe(true);
+    expect(existsSync(env.LATCHKEY_MASTER_KEY_FILE as string)).toBe(false);
+  });
+
+  it('the bin answers --help', async () => {
+    const { execFileSync } = await import('node:child_process');
+    const out = execFileSync(process.execPath, ['bin/latchkey.js', '--help'], { encoding: 'utf8' });
+    for (const command of ['serve', 'check-config', 'keys create', 'rotate-master-key', 'backup', 'catalog']) expect(out).toContain(command);
+  });
+
   it('an address in use: exit non-zero naming it', async () => {
     const dir = newDir();
     const first = await startServer(envFor(dir, { LATCHKEY_ADMIN_KEY: newAdminKey() }));
