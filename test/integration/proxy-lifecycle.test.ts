@@ -70,3 +70,33 @@ describe('graceful shutdown', () => {
     dir.cleanup();
   });
 });
+
+describe('proxy.clientAuth', () => {
+  it('"none" on a loopback listener: calls need no key, and an lk_ value is still never forwarded', async () => {
+    const dir = tmpDir();
+    const { writeFileSync } = await import('node:fs');
+    const cfg = join(dir.path, 'config.json');
+    writeFileSync(cfg, JSON.stringify({ proxy: { clientAuth: 'none' } }));
+    const lk = await startLatchkey({ LATCHKEY_CONFIG: cfg }, dir.path);
+    await lk.admin.post('/v1/integrations', { integrationId: 'open', baseUrl: up.url });
+    await lk.admin.post('/v1/integrations/open/auth', { authType: 'BEARER_TOKEN', token: 'open-token' });
+    const anonymous = await call(`${lk.proxyUrl}/open/x`);
+    expect(anonymous.status).toBe(200);
+    expect(anonymous.json.headers.authorization).toBe('Bearer open-token');
+    const withKey = await call(`${lk.proxyUrl}/open/x`, { headers: { 'x-latchkey-key': 'lk_anything' } });
+    expect(withKey.json.headers['x-latchkey-key']).toBeUndefined();
+    await lk.close();
+  });
+
+  it('"none" on a non-loopback address is refused at start', async () => {
+    const dir = tmpDir();
+    const { writeFileSync } = await import('node:fs');
+    const { runCli } = await import('../helpers/child.js');
+    const cfg = join(dir.path, 'config.json');
+    writeFileSync(cfg, JSON.stringify({ proxy: { clientAuth: 'none', addr: '0.0.0.0:0' } }));
+    const res = await runCli(['check-config'], { LATCHKEY_CONFIG: cfg });
+    expect(res.code).toBe(1);
+    expect(res.stderr).toMatch(/proxy\.clientAuth/);
+    dir.cleanup();
+  });
+});
