@@ -2,7 +2,7 @@ import type { FastifyInstance } from 'fastify';
 import { LatchkeyError } from '../errors.js';
 import { storeProviderCredential, type CredentialRequest } from '../catalog/credentials.js';
 import { parsePaging } from './integration-routes.js';
-import { encodeCursor } from '../store/integrations.js';
+import { encodeCursor, toPage } from '../store/integrations.js';
 import { auditChange, type AdminContext } from './context.js';
 
 const credentialBody = {
@@ -21,9 +21,8 @@ export function catalogRoutes(app: FastifyInstance, ctx: AdminContext): void {
 
   app.get<{ Querystring: { limit?: string; cursor?: string } }>('/catalog', async (req) => {
     const { limit, after } = parsePaging(req.query);
-    const all = catalog.list();
-    const data = all.slice(after, after + limit);
-    return { data, nextCursor: after + limit < all.length ? encodeCursor(after + limit) : null };
+    const rows = catalog.list().slice(after, after + limit + 1);
+    return toPage(rows, limit, (p) => p, () => encodeCursor(after + limit));
   });
 
   app.get<{ Params: { provider: string } }>('/catalog/:provider', async (req) => {

@@ -2,7 +2,7 @@ import { createHash } from 'node:crypto';
 import type { Db } from './db.js';
 import { nowIso } from './db.js';
 import { newApiKey, newKeyId } from '../ids.js';
-import { type Page, encodeCursor } from './integrations.js';
+import { type Page, encodeCursor, toPage } from './integrations.js';
 
 export type Role = 'admin' | 'agent';
 
@@ -115,10 +115,7 @@ export class ApiKeyRepo {
   }
 
   list(limit: number, afterSeq: number): Page<ApiKeyRecord> {
-    const rows = this.listStmt.all(afterSeq, limit + 1);
-    const page = rows.slice(0, limit);
-    const last = page[page.length - 1];
-    return { data: page.map(toRecord), nextCursor: rows.length > limit && last ? encodeCursor(last.rowid) : null };
+    return toPage(this.listStmt.all(afterSeq, limit + 1), limit, toRecord, (r) => encodeCursor(r.rowid));
   }
 
   revoke(keyId: string): boolean {

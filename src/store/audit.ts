@@ -1,5 +1,5 @@
 import type { Db } from './db.js';
-import type { Page } from './integrations.js';
+import { toPage, type Page } from './integrations.js';
 
 /** One audit row. It names ids, never a secret: paths carry query names only. */
 export interface AuditEntry {
@@ -151,10 +151,7 @@ export class AuditRepo {
       afterId: q.after?.id ?? 0,
       limit: q.limit + 1,
     });
-    const page = rows.slice(0, q.limit);
-    const last = page[page.length - 1];
-    const nextCursor = rows.length > q.limit && last ? encodeAuditCursor({ time: last.time, id: last.id }) : null;
-    return { data: page.map(toEntry), nextCursor };
+    return toPage(rows, q.limit, toEntry, (r) => encodeAuditCursor({ time: r.time, id: r.id }));
   }
 
   purgeBefore(time: string): number {

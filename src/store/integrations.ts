@@ -44,6 +44,16 @@ export interface Page<T> {
   nextCursor: string | null;
 }
 
+/**
+ * A page from rows fetched with LIMIT limit + 1: the extra row only says that
+ * there is a next page, whose cursor is the last row's position.
+ */
+export function toPage<R, T>(rows: R[], limit: number, map: (r: R) => T, cursorOf: (r: R) => string): Page<T> {
+  const page = rows.slice(0, limit);
+  const last = page[page.length - 1];
+  return { data: page.map(map), nextCursor: rows.length > limit && last !== undefined ? cursorOf(last) : null };
+}
+
 export function encodeCursor(seq: number): string {
   return Buffer.from(`s:${seq}`).toString('base64url');
 }
@@ -136,14 +146,7 @@ export class IntegrationRepo {
   }
 
   list(limit: number, afterSeq: number): Page<Integration> {
-    // One extra row tells whether there is a next page.
-    const rows = this.listStmt.all(afterSeq, limit + 1);
-    const page = rows.slice(0, limit);
-    const last = page[page.length - 1];
-    return {
-      data: page.map(toIntegration),
-      nextCursor: rows.length > limit && last ? encodeCursor(last.seq) : null,
-    };
+    return toPage(this.listStmt.all(afterSeq, limit + 1), limit, toIntegration, (r) => encodeCursor(r.seq));
   }
 
   update(w: IntegrationWrite): Integration {
