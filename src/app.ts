@@ -1,4 +1,4 @@
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { chmodSync, mkdirSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import type { AddressInfo } from 'node:net';
 import type { FastifyInstance } from 'fastify';
@@ -43,6 +43,8 @@ function ensureAdminKey(store: Store, config: Config, log: Logger): void {
   const file = adminKeyPath(config.db);
   mkdirSync(dirname(file), { recursive: true, mode: 0o700 });
   writeFileSync(file, `${key}\n`, { mode: 0o600 });
+  // mode only applies to a new file: a stale one keeps its own unless set again.
+  chmodSync(file, 0o600);
   log.warn({ file, keyId: record.keyId }, 'no admin key existed: a bootstrap admin key was written to the file');
 }
 
