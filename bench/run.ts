@@ -13,10 +13,9 @@
  * Environment: BENCH_SECONDS (default 10), BENCH_CONNECTIONS (default 32).
  */
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { closeSync, mkdtempSync, openSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { randomBytes } from 'node:crypto';
 import autocannon from 'autocannon';
@@ -25,28 +24,32 @@ const SECONDS = Number(process.env.BENCH_SECONDS ?? 10);
 const CONNECTIONS = Number(process.env.BENCH_CONNECTIONS ?? 32);
 const here = fileURLToPath(new URL('.', import.meta.url));
 const children: ChildProcess[] = [];
+const workDir = mkdtempSync(join(tmpdir(), 'latchkey-bench-'));
 
-/** Starts a node script and resolves with the first JSON line it prints that has `key`. */
-function start(args: string[], key: string, env: Record<string, string> = {}): Promise<Record<string, string | number>> {
-  const child = spawn(process.execPath, args, { env: { PATH: process.env.PATH ?? '', ...env }, stdio: ['ignore', 'pipe', 'inherit'] });
+/**
+ * Starts a node script writing its stdout to a file (latchkey logs every call,
+ * and this process is blocked while wrk runs, so a pipe would not be drained)
+ * and resolves with the first JSON line there that has `key`.
+ */
+async function start(args: string[], key: string, env: Record<string, string> = {}): Promise<Record<string, string | number>> {
+  const out = join(workDir, `${children.length}.log`);
+  const fd = openSync(out, 'w');
+  const child = spawn(process.execPath, args, { env: { PATH: process.env.PATH ?? '', ...env }, stdio: ['ignore', fd, 'inherit'] });
+  closeSync(fd);
   children.push(child);
-  return new Promise((resolve, reject) => {
-    const lines = createInterface({ input: child.stdout! });
-    lines.on('line', (line) => {
+  for (let waited = 0; waited < 30_000; waited += 50) {
+    if (child.exitCode !== null) throw new Error(`${args.join(' ')} exited with ${child.exitCode}`);
+    for (const line of readFileSync(out, 'utf8').split('\n')) {
       try {
         const rec = JSON.parse(line) as Record<string, string | number>;
-        if (key in rec) {
-          resolve(rec);
-          // Keep draining (latchkey logs every call) without holding the lines.
-          lines.removeAllListeners('line');
-          child.stdout!.resume();
-        }
+        if (key in rec) return rec;
       } catch {
-        // not JSON
+        // not a complete JSON line yet
       }
-    });
-    child.on('exit', (code) => reject(new Error(`${args.join(' ')} exited with ${code}`)));
-  });
+    }
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  throw new Error(`${args.join(' ')} printed no ${key} in 30 s`);
 }
 
 interface Result {
@@ -108,7 +111,7 @@ async function main(): Promise<void> {
   const pass = await start([join(here, 'passthrough.js'), upstreamUrl], 'port');
   const floor = await start([join(here, 'undici-floor.js'), upstreamUrl], 'port');
 
-  const dir = mkdtempSync(join(tmpdir(), 'latchkey-bench-'));
+  const dir = workDir;
   const adminKey = `lk_${randomBytes(32).toString('base64url')}`;
   const lk = await start([join(here, '..', 'src', 'cli.js'), 'serve'], 'proxy', {
     LATCHKEY_DB: join(dir, 'latchkey.db'),
@@ -154,5 +157,6 @@ async function main(): Promise<void> {
 main().catch((err: unknown) => {
   console.error(err);
   for (const child of children) child.kill('SIGKILL');
+  rmSync(workDir, { recursive: true, force: true });
   process.exit(1);
 });

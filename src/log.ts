@@ -40,12 +40,14 @@ export function createLogger(level: string, destination?: DestinationStream): Lo
 
 /**
  * stdout, written in blocks of about 4 KiB instead of one write per line (one
- * per proxied call cost a fifth of the throughput), synchronously like pino's
- * own default (no thread-pool hop per block); flushed every 250 ms so a quiet
- * server's lines still appear promptly.
+ * per proxied call cost a fifth of the throughput); flushed every 250 ms so a
+ * quiet server's lines still appear promptly. Asynchronous on purpose: with
+ * synchronous writes a log reader that stops draining the pipe freezes the
+ * proxy (seen in the benchmark). If the reader stalls, at most 16 MiB are held
+ * and further lines are dropped; the audit log remains the durable record.
  */
 function bufferedStdout(): DestinationStream {
-  const dest = pino.destination({ fd: 1, sync: true, minLength: 4096 });
+  const dest = pino.destination({ fd: 1, sync: false, minLength: 4096, maxLength: 16 * 1024 * 1024 });
   setInterval(() => dest.flush(), 250).unref();
   return dest;
 }

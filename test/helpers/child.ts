@@ -35,6 +35,8 @@ export interface ServerProcess {
   adminUrl: string;
   output: () => string;
   exited: Promise<number | null>;
+  /** Stop reading the child's stdout, as a stuck log collector would. */
+  stopReading: () => void;
 }
 
 /** `latchkey serve` as a child process; resolves once it logs "listening". */
@@ -53,13 +55,21 @@ export function startServer(env: Record<string, string>, timeoutMs = 30_000): Pr
       clearTimeout(timer);
       reject(new Error(`server exited with ${code}: ${out}`));
     });
-    createInterface({ input: child.stdout! }).on('line', (line) => {
+    const lines = createInterface({ input: child.stdout! });
+    lines.on('line', (line) => {
       out += `${line}\n`;
       try {
         const rec = JSON.parse(line) as { msg?: string; proxy?: string; admin?: string };
         if (rec.msg === 'listening') {
           clearTimeout(timer);
-          resolve({ child, proxyUrl: rec.proxy ?? '', adminUrl: rec.admin ?? '', output: () => out, exited });
+          resolve({
+            child,
+            proxyUrl: rec.proxy ?? '',
+            adminUrl: rec.admin ?? '',
+            output: () => out,
+            exited,
+            stopReading: () => lines.pause(),
+          });
         }
       } catch {
         // not a log line

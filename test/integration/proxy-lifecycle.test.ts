@@ -71,6 +71,36 @@ describe('graceful shutdown', () => {
   });
 });
 
+describe('a log reader that stops reading', () => {
+  it('does not stop the proxy: lines are buffered (then dropped), calls go on', async () => {
+    const dir = tmpDir();
+    const key = newAdminKey();
+    const server = await startServer({
+      LATCHKEY_DB: join(dir.path, 'db'),
+      LATCHKEY_MASTER_KEY_FILE: join(dir.path, 'master.key'),
+      LATCHKEY_PROXY_ADDR: '127.0.0.1:0',
+      LATCHKEY_ADMIN_ADDR: '127.0.0.1:0',
+      LATCHKEY_ADMIN_KEY: key,
+    });
+    const admin = adminClient(server.adminUrl, key);
+    await admin.post('/v1/integrations', { integrationId: 'chatty', baseUrl: up.url });
+    await admin.post('/v1/integrations/chatty/auth', { authType: 'BEARER_TOKEN', token: 't' });
+    server.stopReading();
+    // 2,000 log lines are far more than a pipe holds (64 KiB).
+    let ok = 0;
+    for (let batch = 0; batch < 50; batch++) {
+      const results = await Promise.all(
+        Array.from({ length: 40 }, () => call(`${server.proxyUrl}/chatty/x`, { headers: { 'x-latchkey-key': key } })),
+      );
+      ok += results.filter((r) => r.status === 200).length;
+    }
+    expect(ok).toBe(2000);
+    server.child.kill('SIGKILL');
+    await server.exited;
+    dir.cleanup();
+  });
+});
+
 describe('proxy.clientAuth', () => {
   it('"none" on a loopback listener: calls need no key, and an lk_ value is still never forwarded', async () => {
     const dir = tmpDir();
