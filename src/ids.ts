@@ -18,3 +18,10 @@ export const newRequestId = (): string => `req_${base62(16)}`;
 export function newApiKey(): string {
   return `lk_${randomBytes(32).toString('base64url')}`;
 }
+
+const REQUEST_ID = /^[\w.:@/+=-]{1,128}$/;
+
+/** A caller's X-Request-Id is kept when it is short and plain (it is echoed in headers and logs); otherwise one is made. */
+export function requestIdFrom(header: string | string[] | undefined): string {
+  return typeof header === 'string' && REQUEST_ID.test(header) ? header : newRequestId();
+}

@@ -1,6 +1,6 @@
 import Fastify, { type FastifyError, type FastifyInstance } from 'fastify';
 import { LatchkeyError, errorBody } from '../errors.js';
-import { newRequestId } from '../ids.js';
+import { requestIdFrom } from '../ids.js';
 import { fromFastifyError } from './errors.js';
 import { integrationRoutes } from './integration-routes.js';
 import { authRoutes } from './auth-routes.js';
@@ -8,13 +8,6 @@ import { accessRoutes } from './access-routes.js';
 import { catalogRoutes } from './catalog-routes.js';
 import { statusClass } from '../metrics.js';
 import type { AdminContext } from './context.js';
-
-const REQUEST_ID = /^[\w.:@/+=-]{1,128}$/;
-
-/** A caller's X-Request-Id is kept when it is short and plain; otherwise one is made. */
-export function requestIdFrom(header: string | string[] | undefined): string {
-  return typeof header === 'string' && REQUEST_ID.test(header) ? header : newRequestId();
-}
 
 const BODY_METHODS = new Set(['POST', 'PUT', 'PATCH']);
 

@@ -103,8 +103,8 @@ async function probe(deps: CredentialDeps, p: CompiledProvider, base: ParsedBase
   const plan = buildAuthPlan('probe', 'API_KEY', p.template, fields, p.staticHeaders, []);
   const encoded = Object.fromEntries(Object.entries(fields).map(([k, v]) => [k, encodeURIComponent(v)]));
   const { path, query } = splitPathQuery(render(spec.path, encoded) ?? spec.path);
-  const q = injectQuery(query, plan.query, null);
-  const headers = upstreamHeaders({}, plan, null);
+  const q = injectQuery(query, plan.query, []);
+  const headers = upstreamHeaders({}, plan, []);
   if (spec.body !== undefined) headers['content-type'] = 'application/json';
   try {
     const res = await deps.agent.request({

@@ -20,7 +20,7 @@ export type ClientKeyPlace =
 export function upstreamHeaders(
   incoming: IncomingHttpHeaders,
   plan: AuthPlan,
-  clientKeyHeader: string | null,
+  clientKeyHeaders: readonly string[],
 ): Record<string, string | string[]> {
   const connectionNamed = new Set(
     String(incoming.connection ?? '')
@@ -34,7 +34,7 @@ export function upstreamHeaders(
     if (value === undefined) continue;
     if (HOP_BY_HOP.has(name) || connectionNamed.has(name)) continue;
     // undici refuses Expect; Node already answered 100-continue to the client.
-    if (name === 'host' || name === 'expect' || name.startsWith('x-latchkey-') || name === clientKeyHeader) continue;
+    if (name === 'host' || name === 'expect' || name.startsWith('x-latchkey-') || clientKeyHeaders.includes(name)) continue;
     out[name] = value;
   }
   for (const [name, value] of plan.headers) out[name] = value;
@@ -76,8 +76,8 @@ export function removeDotSegments(path: string): string {
  * it stands (further copies and the client key's parameter are dropped), a new
  * one is appended; every other parameter keeps its place and its encoding.
  */
-export function injectQuery(query: string, set: Array<[string, string]>, remove: string | null): string {
-  if (set.length === 0 && remove === null) return query;
+export function injectQuery(query: string, set: Array<[string, string]>, remove: readonly string[]): string {
+  if (set.length === 0 && remove.length === 0) return query;
   const values = new Map(set);
   const placed = new Set<string>();
   const out: string[] = [];
@@ -88,7 +88,7 @@ export function injectQuery(query: string, set: Array<[string, string]>, remove:
     if (value !== undefined) {
       if (!placed.has(name)) out.push(`${encodeURIComponent(name)}=${encodeURIComponent(value)}`);
       placed.add(name);
-    } else if (name !== remove) {
+    } else if (!remove.includes(name)) {
       out.push(pair);
     }
   }

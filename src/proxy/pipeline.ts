@@ -39,7 +39,8 @@ export interface Call {
   plan: IntegrationPlan | null;
   auth: AuthPlan | null;
   principal: Principal | null;
-  clientKey: ClientKeyPlace | null;
+  /** Every place a client key was found: all are removed before forwarding. */
+  clientKeys: ClientKeyPlace[];
   upstream: UpstreamRequest | null;
   /** A widget token's verified Origin: answers to it carry CORS headers. */
   corsOrigin: string | null;
@@ -113,42 +114,54 @@ export function resolve(call: Call, deps: PipelineDeps): void {
   if (call.plan) call.auth = deps.plans.authPlan(call.plan, header(call.req, 'x-latchkey-auth-id'));
 }
 
-/** Where a client key may be, in order; `lk_` values in the credential's own place count too (SDK drop-in). */
-function findClientKey(call: Call): { secret: string; place: ClientKeyPlace } | null {
+interface FoundKey {
+  secret: string;
+  place: ClientKeyPlace;
+}
+
+/**
+ * Every place a client key sits, in order of precedence: Proxy-Authorization,
+ * X-Latchkey-Key, then `lk_` values where the integration's own credential
+ * goes (SDK drop-in). The first one authenticates; all of them are removed
+ * before the call leaves, so a latchkey key never reaches a third party.
+ */
+function findClientKeys(call: Call): FoundKey[] {
   const { req } = call;
+  const found: FoundKey[] = [];
   const proxyAuth = header(req, 'proxy-authorization');
   if (proxyAuth) {
     const bearer = /^Bearer +(\S+) *$/i.exec(proxyAuth);
     const secret = bearer ? bearer[1] : basicParts(proxyAuth)?.pass;
-    if (secret) return { secret, place: { kind: 'proxy-authorization' } };
+    if (secret) found.push({ secret, place: { kind: 'proxy-authorization' } });
   }
   const explicit = header(req, 'x-latchkey-key');
-  if (explicit) return { secret: explicit.trim(), place: { kind: 'header', name: 'x-latchkey-key' } };
+  if (explicit) found.push({ secret: explicit.trim(), place: { kind: 'header', name: 'x-latchkey-key' } });
   const authorization = header(req, 'authorization');
   if (authorization) {
     const bearer = /^Bearer +(lk_\S+) *$/i.exec(authorization)?.[1];
     const basic = basicParts(authorization);
     const inBasic = basic?.pass.startsWith('lk_') ? basic.pass : basic?.user.startsWith('lk_') ? basic.user : undefined;
     const secret = bearer ?? inBasic;
-    if (secret) return { secret, place: { kind: 'header', name: 'authorization' } };
+    if (secret) found.push({ secret, place: { kind: 'header', name: 'authorization' } });
   }
   for (const name of call.auth?.credentialHeaders ?? []) {
     const v = header(req, name);
-    if (v?.startsWith('lk_')) return { secret: v, place: { kind: 'header', name } };
+    if (v?.startsWith('lk_') && name !== 'authorization') found.push({ secret: v, place: { kind: 'header', name } });
   }
   for (const name of call.auth?.credentialQuery ?? []) {
     const v = queryValue(call.query, name);
-    if (v?.startsWith('lk_')) return { secret: v, place: { kind: 'query', name } };
+    if (v?.startsWith('lk_')) found.push({ secret: v, place: { kind: 'query', name } });
   }
-  return null;
+  return found;
 }
 
 const ANONYMOUS: Principal = { keyId: 'anonymous', role: 'agent', integrations: ['*'], kind: 'key' };
 
 /** Stage 3: who is calling. */
 export async function authenticate(call: Call, deps: PipelineDeps): Promise<void> {
-  const found = findClientKey(call);
-  call.clientKey = found?.place ?? null;
+  const keys = findClientKeys(call);
+  call.clientKeys = keys.map((k) => k.place);
+  const found = keys[0];
   if (deps.clientAuth === 'none') {
     call.principal = ANONYMOUS;
     return;
@@ -252,14 +265,14 @@ export function build(call: Call): void {
     const rest = call.path === '' ? '' : removeDotSegments(call.path.startsWith('/') ? call.path : `/${call.path}`);
     path = `${base.pathPrefix}${rest}` || '/';
   }
-  const queryKey = call.clientKey?.kind === 'query' ? call.clientKey.name : null;
-  const query = injectQuery(call.query, auth.query, queryKey);
-  const clientKeyHeader = call.clientKey?.kind === 'header' ? call.clientKey.name : null;
+  const queryKeys = call.clientKeys.flatMap((k) => (k.kind === 'query' ? [k.name] : []));
+  const query = injectQuery(call.query, auth.query, queryKeys);
+  const clientKeyHeaders = call.clientKeys.flatMap((k) => (k.kind === 'header' ? [k.name] : []));
   call.upstream = {
     origin,
     path: query ? `${path}?${query}` : path,
     method: call.req.method ?? 'GET',
-    headers: upstreamHeaders(call.req.headers, auth, clientKeyHeader),
+    headers: upstreamHeaders(call.req.headers, auth, clientKeyHeaders),
     hostname,
   };
 }

@@ -3,7 +3,7 @@ import type { Duplex } from 'node:stream';
 import type { Dispatcher } from 'undici';
 import { asLatchkeyError, errorBody, type LatchkeyError } from '../errors.js';
 import { redactQuery, type Logger } from '../log.js';
-import { requestIdFrom } from '../admin/server.js';
+import { requestIdFrom } from '../ids.js';
 import {
   authenticate,
   authorize,
@@ -61,7 +61,7 @@ function newCall(req: IncomingMessage): Call {
     plan: null,
     auth: null,
     principal: null,
-    clientKey: null,
+    clientKeys: [],
     upstream: null,
     corsOrigin: null,
   };

@@ -198,6 +198,14 @@ describe('SDK drop-in: the latchkey key where the credential goes', () => {
     expect(res.status).toBe(200);
     expect(seenBy(res).url).toBe(`/base/v1?api_key=${SECRET.queryKey}&q=1`);
   });
+  it('a latchkey key in a second place is removed too, never forwarded', async () => {
+    const res = await call(`${lk.proxyUrl}/hdrkey/v1?x=1`, {
+      headers: { 'x-latchkey-key': lk.adminKey, authorization: `Bearer ${lk.adminKey}` },
+    });
+    expect(res.status).toBe(200);
+    expect(res.json.headers.authorization).toBeUndefined();
+    expect(JSON.stringify(res.json)).not.toContain('lk_');
+  });
   it('a non-lk_ value in that place is not a credential', async () => {
     const res = await call(`${lk.proxyUrl}/bearer/v1`, { headers: { authorization: 'Bearer sk-something' } });
     expect(res.status).toBe(401);

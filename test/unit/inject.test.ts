@@ -6,15 +6,15 @@ import { redactQuery } from '../../src/log.js';
 
 describe('injectQuery', () => {
   it('replaces a same-named parameter in place and keeps the others as they were', () => {
-    expect(injectQuery('z=%2F&key=client&a=1+2', [['key', 's3cr&t']], null)).toBe('z=%2F&key=s3cr%26t&a=1+2');
+    expect(injectQuery('z=%2F&key=client&a=1+2', [['key', 's3cr&t']], [])).toBe('z=%2F&key=s3cr%26t&a=1+2');
   });
   it('appends when absent, drops duplicates and the client key parameter', () => {
-    expect(injectQuery('a=1', [['key', 'v']], null)).toBe('a=1&key=v');
-    expect(injectQuery('key=1&b=2&key=3', [['key', 'v']], null)).toBe('key=v&b=2');
-    expect(injectQuery('lk=lk_abc&b=2', [], 'lk')).toBe('b=2');
+    expect(injectQuery('a=1', [['key', 'v']], [])).toBe('a=1&key=v');
+    expect(injectQuery('key=1&b=2&key=3', [['key', 'v']], [])).toBe('key=v&b=2');
+    expect(injectQuery('lk=lk_abc&b=2', [], ['lk'])).toBe('b=2');
   });
   it('matches encoded parameter names', () => {
-    expect(injectQuery('api%5Fkey=x&b=1', [['api_key', 'v']], null)).toBe('api_key=v&b=1');
+    expect(injectQuery('api%5Fkey=x&b=1', [['api_key', 'v']], [])).toBe('api_key=v&b=1');
   });
 });
 
@@ -47,7 +47,7 @@ describe('upstreamHeaders', () => {
         accept: 'application/json',
       },
       plan,
-      null,
+      [],
     );
     expect(out).toEqual({ accept: 'application/json', 'x-a': '1', authorization: 'Bearer real' });
   });
