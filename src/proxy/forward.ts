@@ -139,7 +139,9 @@ export async function forward(
         status = statusCode;
         const out: OutgoingHttpHeaders = {};
         for (const [name, value] of Object.entries(headers)) {
-          if (value !== undefined && !RESPONSE_HOP_BY_HOP.has(name)) out[name] = value;
+          if (value === undefined || RESPONSE_HOP_BY_HOP.has(name)) continue;
+          // X-Request-Id is latchkey's; the provider's own id (what its support asks for) is kept beside it.
+          out[name === 'x-request-id' ? 'x-upstream-request-id' : name] = value;
         }
         Object.assign(out, extraResponseHeaders);
         res.writeHead(statusCode, out);

@@ -166,6 +166,21 @@ describe('injection in place', () => {
   });
 });
 
+describe('response headers', () => {
+  it('X-Request-Id is latchkey’s; the upstream’s own one is kept as X-Upstream-Request-Id', async () => {
+    const withId = await startUpstream((_req, res) => {
+      res.writeHead(200, { 'x-request-id': 'upstream-req-1', 'content-type': 'text/plain' });
+      res.end('ok');
+    });
+    await lk.admin.post('/v1/integrations', { integrationId: 'reqid', baseUrl: withId.url });
+    await lk.admin.post('/v1/integrations/reqid/auth', { authType: 'NO_AUTH' });
+    const res = await tagged('path', 'reqid', { 'x-request-id': 'caller-1' }, '/');
+    expect(res.headers['x-request-id']).toBe('caller-1');
+    expect(res.headers['x-upstream-request-id']).toBe('upstream-req-1');
+    await withId.close();
+  });
+});
+
 describe('redirects', () => {
   it('are passed back, never followed', async () => {
     const redirecting = await startUpstream((_req, res) => {
