@@ -29,6 +29,8 @@ export class AuditLog {
   private readonly worker: Worker;
   private readonly waiting = new Map<number, () => void>();
   private nextSync = 0;
+  /** Set when the writer thread is gone: rows are then written here, and nobody waits on it. */
+  private writerGone = false;
 
   constructor(
     private readonly store: Store,
@@ -47,7 +49,12 @@ export class AuditLog {
         log.error({ errCode: reply.code, rows: reply.rows }, 'audit rows could not be written');
       }
     });
-    this.worker.on('error', (err) => log.error({ errName: err.name }, 'audit writer failed'));
+    this.worker.on('error', (err) => log.error({ errName: err.name }, 'audit writer failed; writing audit rows in the main thread'));
+    this.worker.on('exit', () => {
+      this.writerGone = true;
+      for (const resolve of this.waiting.values()) resolve();
+      this.waiting.clear();
+    });
     this.timers.push(setInterval(() => this.flush(), FLUSH_MS), setInterval(() => this.purge(), PURGE_MS));
     for (const t of this.timers) t.unref();
     this.purge();
@@ -70,13 +77,23 @@ export class AuditLog {
 
   flush(): void {
     if (this.queue.length === 0) return;
-    this.post({ type: 'rows', json: JSON.stringify(this.queue) });
+    const rows = this.queue;
     this.queue = [];
+    if (this.writerGone) {
+      try {
+        this.store.audit.insertTuples(rows);
+      } catch (err) {
+        this.log.error({ errCode: (err as { code?: string }).code, rows: rows.length }, 'audit rows could not be written');
+      }
+      return;
+    }
+    this.post({ type: 'rows', json: JSON.stringify(rows) });
   }
 
   /** Resolves once every call recorded so far is in the database (for reads of the trail). */
   synced(): Promise<void> {
     this.flush();
+    if (this.writerGone) return Promise.resolve();
     const id = this.nextSync++;
     return new Promise((resolve) => {
       this.waiting.set(id, resolve);
@@ -97,8 +114,14 @@ export class AuditLog {
     // Hold the process open until the last rows are written.
     this.worker.ref();
     await this.synced();
+    if (this.writerGone) return;
     const exited = new Promise<void>((resolve) => this.worker.once('exit', () => resolve()));
     this.post({ type: 'close' });
     await exited;
+  }
+
+  /** Ends the writer thread at once, as a crash would (the tests use it to prove the fallback). */
+  async killWriter(): Promise<void> {
+    await this.worker.terminate();
   }
 }

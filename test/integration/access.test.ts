@@ -319,3 +319,20 @@ describe('audit retention', () => {
     expect(left).toEqual(['recent']);
   });
 });
+
+describe('audit writer thread', () => {
+  it('if it dies, rows are written by the main thread and reads do not hang', async () => {
+    const { AuditLog } = await import('../../src/audit.js');
+    const { auditTime } = await import('../../src/store/audit.js');
+    const { createLogger } = await import('../../src/log.js');
+    const audit = new AuditLog(lk.store, lk.dbPath, 30, createLogger('silent'));
+    await audit.killWriter();
+    audit.call({
+      time: auditTime(), requestId: 'r', keyId: 'k', action: 'proxy.call', integrationId: 'after-crash',
+      authId: null, method: 'GET', host: 'h', path: '/', status: 200, durationMs: 1,
+    });
+    await audit.synced();
+    expect(lk.store.audit.list({ integrationId: 'after-crash', limit: 5, after: null }).data).toHaveLength(1);
+    await audit.close();
+  });
+});
