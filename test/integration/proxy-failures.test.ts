@@ -14,6 +14,7 @@ let badCert: Upstream;
 let silent: net.Server;
 let silentPort: number;
 let closedPort: number;
+let dies: Upstream;
 
 beforeAll(async () => {
   const pki = makePki();
@@ -42,10 +43,16 @@ beforeAll(async () => {
   await add('silent', `http://127.0.0.1:${silentPort}`);
   await add('badcert', `https://localhost:${badCert.port}`);
   await add('nodns', 'https://does-not-exist.invalid');
+  dies = await startUpstream((_req, res) => {
+    res.writeHead(200, { 'content-type': 'text/plain', 'content-length': '1000000' });
+    res.write('partial');
+    setTimeout(() => res.socket?.destroy(), 50);
+  });
+  await add('dies', dies.url);
 });
 afterAll(async () => {
   silent.close();
-  await Promise.all([healthy.close(), badCert.close()]);
+  await Promise.all([healthy.close(), badCert.close(), dies.close()]);
   await lk.close();
 });
 
@@ -65,6 +72,13 @@ describe('upstream failures get the proxy’s own error', () => {
     expect(res.headers['x-latchkey-error']).toBe(code);
     expect(res.text).not.toContain(`${id}-token`);
     // And the proxy keeps serving.
+    expect((await go('healthy')).status).toBe(200);
+  });
+});
+
+describe('an upstream that dies after its headers', () => {
+  it('cuts the client connection (no silent truncation) and the proxy keeps serving', async () => {
+    await expect(go('dies')).rejects.toThrow();
     expect((await go('healthy')).status).toBe(200);
   });
 });
