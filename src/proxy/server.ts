@@ -175,6 +175,14 @@ export function createProxyServer(deps: ProxyDeps): http.Server {
     (req, res) => void handle(req, res),
   );
   server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => void upgrade(req, socket, head));
+  // HTTPS_PROXY (CONNECT with TLS interception) is a later feature: say so instead of dropping the socket.
+  server.on('connect', (_req: IncomingMessage, socket: Duplex) => {
+    const body = 'CONNECT is not supported: use HTTP_PROXY with http:// URLs (latchkey sends them upstream over TLS)\n';
+    socket.on('error', () => socket.destroy());
+    socket.end(
+      `HTTP/1.1 501 Not Implemented\r\ncontent-type: text/plain\r\ncontent-length: ${Buffer.byteLength(body)}\r\nconnection: close\r\n\r\n${body}`,
+    );
+  });
   server.on('clientError', (_err, socket) => {
     if (socket.writable) socket.end('HTTP/1.1 400 Bad Request\r\nconnection: close\r\n\r\n');
   });

@@ -276,6 +276,21 @@ describe('forward proxy', () => {
     expect(seenBy(res).headers.authorization).toBe(`Bearer ${SECRET.token}`);
   });
 
+  it('CONNECT (HTTPS_PROXY) is answered 501, not dropped', async () => {
+    const { request } = await import('node:http');
+    const proxyUrl = new URL(lk.proxyUrl);
+    const status = await new Promise<number>((resolve, reject) => {
+      const req = request({ host: proxyUrl.hostname, port: proxyUrl.port, method: 'CONNECT', path: `127.0.0.1:${up.port}` });
+      req.on('connect', (res, socket) => {
+        socket.destroy();
+        resolve(res.statusCode ?? 0);
+      });
+      req.on('error', reject);
+      req.end();
+    });
+    expect(status).toBe(501);
+  });
+
   it('no credential: 407 with Proxy-Authenticate; a wrong one: 407 INVALID_API_KEY', async () => {
     const none = await viaForwardProxy(lk.proxyUrl, `http://${up.host}/x`, { headers: { 'x-latchkey-integration': 'bearer' } });
     expect(none.status).toBe(407);
