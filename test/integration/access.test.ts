@@ -287,10 +287,15 @@ describe('metrics and health', () => {
   it('counters move after proxied calls', async () => {
     const series = 'latchkey_proxy_calls_total{integration="two",status_class="2xx"}';
     const before = value((await call(`${lk.adminUrl}/metrics`)).text, series);
+    const refused = 'latchkey_injection_failures_total{code="INTEGRATION_NOT_ALLOWED"}';
+    const refusedBefore = value((await call(`${lk.adminUrl}/metrics`)).text, refused);
     for (let i = 0; i < 3; i++) await proxy('two', { 'x-latchkey-key': lk.adminKey });
+    const { key: scoped } = await newKey({ name: 'metrics', role: 'agent', integrations: ['one'] });
+    expect((await proxy('two', { 'x-latchkey-key': scoped })).status).toBe(403);
     const text = (await call(`${lk.adminUrl}/metrics`)).text;
     expect(value(text, series)).toBe(before + 3);
-    expect(value(text, 'latchkey_injection_failures_total{code="INTEGRATION_NOT_ALLOWED"}')).toBeGreaterThan(0);
+    expect(value(text, refused)).toBe(refusedBefore + 1);
+    expect(value(text, 'latchkey_upstream_latency_seconds_count{integration="two"}')).toBeGreaterThanOrEqual(3);
     expect(text).toContain('latchkey_upstream_latency_seconds_bucket');
     expect(text).toMatch(/latchkey_admin_requests_total\{method="POST",route="\/v1\/integrations",status_class="2xx"\} \d+/);
     await proxy('no-such-integration', { 'x-latchkey-key': lk.adminKey });
