@@ -56,13 +56,14 @@ const urlOf = (server: { address(): AddressInfo | string | null }): string => {
 
 /** What every proxied call leaves behind: counters, a latency sample and an audit row. */
 function observeCall(metrics: Metrics, auditLog: AuditLog): (rec: CallRecord, meta: CallMeta) => void {
-  return (rec, { known, startedAt }) => {
+  return (rec, { known }) => {
     // Only existing integrations become label values: callers cannot grow the series.
     const integration = known ? (rec.integrationId as string) : 'unknown';
     metrics.countCall(integration, rec.status, rec.error ? null : rec.ms / 1000);
     if (rec.error) metrics.injectionFailures.inc({ code: rec.error });
     auditLog.call({
-      time: auditTime(startedAt),
+      // Stamped when the call ends: the queue, and so every stored batch, is then in time order.
+      time: auditTime(),
       requestId: rec.requestId,
       keyId: rec.keyId,
       action: 'proxy.call',

@@ -1,8 +1,8 @@
 /**
  * The audit trail. Proxied calls are queued and handed in batches (every
- * 250 ms, or every 500 rows) to a worker thread that writes them, so the data
- * plane never waits on SQLite. Admin changes are written at once, next to the
- * change they describe.
+ * 250 ms, or every 500 calls) to a worker thread that stores each batch as one
+ * row, so the data plane never waits on SQLite. Admin changes are written at
+ * once, next to the change they describe.
  */
 import { Worker } from 'node:worker_threads';
 import { fileURLToPath } from 'node:url';
@@ -79,15 +79,18 @@ export class AuditLog {
     if (this.queue.length === 0) return;
     const rows = this.queue;
     this.queue = [];
+    const json = JSON.stringify(rows);
+    const first = (rows[0] as AuditTuple)[0];
+    const last = (rows[rows.length - 1] as AuditTuple)[0];
     if (this.writerGone) {
       try {
-        this.store.audit.insertTuples(rows);
+        this.store.audit.insertCallBatch(json, first, last);
       } catch (err) {
         this.log.error({ errCode: (err as { code?: string }).code, rows: rows.length }, 'audit rows could not be written');
       }
       return;
     }
-    this.post({ type: 'rows', json: JSON.stringify(rows) });
+    this.post({ type: 'rows', json, first, last, count: rows.length });
   }
 
   /** Resolves once every call recorded so far is in the database (for reads of the trail). */

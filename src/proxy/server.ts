@@ -36,8 +36,6 @@ export interface CallRecord {
 export interface CallMeta {
   /** The integration exists (its id may become a metric label). */
   known: boolean;
-  /** performance.now() when the call arrived. */
-  startedAt: number;
 }
 
 export interface ProxyDeps extends PipelineDeps {
@@ -120,7 +118,7 @@ export function createProxyServer(deps: ProxyDeps): http.Server {
   const finish = (call: Call, status: number, error?: string): void => {
     const rec = record(call, status, error);
     deps.log.info(rec, 'proxy call');
-    deps.onCall?.(rec, { known: call.plan !== null, startedAt: call.started });
+    deps.onCall?.(rec, { known: call.plan !== null });
   };
 
   const handle = async (req: IncomingMessage, res: ServerResponse): Promise<void> => {

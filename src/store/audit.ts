@@ -51,8 +51,8 @@ const toEntry = (r: Row): AuditEntry => ({
  */
 let lastMs = 0;
 let lastBase = '';
-export function auditTime(perfNow: number = performance.now()): string {
-  const t = performance.timeOrigin + perfNow;
+export function auditTime(): string {
+  const t = performance.timeOrigin + performance.now();
   const ms = Math.floor(t);
   if (ms !== lastMs) {
     lastMs = ms;
@@ -64,19 +64,22 @@ export function auditTime(perfNow: number = performance.now()): string {
 /** A wall-clock time (ms since the epoch) in the same format, for comparisons. */
 export const auditTimeOf = (epochMs: number): string => new Date(epochMs).toISOString().replace('Z', '000Z');
 
-/** Position in the newest-first order: calls are written in batches, so ids alone are not time order. */
+/**
+ * Position in the newest-first order: a time and a tie-breaker key ("a:{id}"
+ * for admin rows, "c:{batch}:{index}" for calls), both compared as strings.
+ */
 export interface AuditCursor {
   time: string;
-  id: number;
+  key: string;
 }
 
 export function encodeAuditCursor(c: AuditCursor): string {
-  return Buffer.from(`a:${c.time}|${c.id}`).toString('base64url');
+  return Buffer.from(`${c.time}|${c.key}`).toString('base64url');
 }
 
 export function decodeAuditCursor(cursor: string): AuditCursor | null {
-  const m = /^a:([0-9T:.Z-]{1,40})\|(\d{1,15})$/.exec(Buffer.from(cursor, 'base64url').toString('utf8'));
-  return m ? { time: m[1] as string, id: Number(m[2]) } : null;
+  const m = /^([0-9T:.Z-]{1,40})\|(a:\d{15}|c:\d{15}:\d{15})$/.exec(Buffer.from(cursor, 'base64url').toString('utf8'));
+  return m ? { time: m[1] as string, key: m[2] as string } : null;
 }
 
 export interface AuditQuery {
@@ -87,12 +90,9 @@ export interface AuditQuery {
   after: AuditCursor | null;
 }
 
-const BLOCK = 100;
-const COLUMNS = 'time, request_id, key_id, action, integration_id, auth_id, method, host, path, status, duration_ms';
-const insertSql = (rows: number): string =>
-  `INSERT INTO audit_log (${COLUMNS}) VALUES ${Array.from({ length: rows }, () => '(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)').join(', ')}`;
-/** An entry as the row's values, in column order: the form rows are queued and shipped in. */
-export type AuditTuple = unknown[];
+/** An entry as its values in column order: the form call rows are queued, shipped and stored in. */
+export type AuditTuple = [string, string | null, string | null, string, string | null, string | null, string | null, string | null, string | null, number | null, number | null];
+
 export const auditTuple = (e: AuditEntry): AuditTuple => [
   e.time,
   e.requestId,
@@ -107,16 +107,50 @@ export const auditTuple = (e: AuditEntry): AuditTuple => [
   e.durationMs,
 ];
 
+const fromTuple = (t: AuditTuple): AuditEntry => ({
+  time: t[0],
+  requestId: t[1],
+  keyId: t[2],
+  action: t[3],
+  integrationId: t[4],
+  authId: t[5],
+  method: t[6],
+  host: t[7],
+  path: t[8],
+  status: t[9],
+  durationMs: t[10],
+});
+
+interface Ranked {
+  time: string;
+  key: string;
+  entry: AuditEntry;
+}
+
+const pad = (n: number): string => String(n).padStart(15, '0');
+const newestFirst = (a: Ranked, b: Ranked): number => (a.time === b.time ? (a.key < b.key ? 1 : -1) : a.time < b.time ? 1 : -1);
+
+const COLUMNS = 'time, request_id, key_id, action, integration_id, auth_id, method, host, path, status, duration_ms';
+
+/**
+ * The audit trail lives in two tables: admin changes one row each
+ * (audit_log), proxied calls in batches (audit_call_batches: one row holds a
+ * JSON array of call tuples in time order). Storing a batch costs one insert
+ * for hundreds of calls, which is what keeps the audit off the proxy's
+ * budget; reads expand the batches and merge both newest first.
+ */
 export class AuditRepo {
   private readonly insertStmt;
-  private readonly insertBlockStmt;
-  private readonly listStmt;
+  private readonly insertBatchStmt;
+  private readonly adminStmt;
+  private readonly batchesStmt;
   private readonly purgeStmt;
+  private readonly purgeBatchesStmt;
 
   constructor(private readonly db: Db) {
-    this.insertStmt = db.prepare(insertSql(1));
-    this.insertBlockStmt = db.prepare(insertSql(BLOCK));
-    this.listStmt = db.prepare<
+    this.insertStmt = db.prepare(`INSERT INTO audit_log (${COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`);
+    this.insertBatchStmt = db.prepare('INSERT INTO audit_call_batches (first_time, last_time, rows) VALUES (?, ?, ?)');
+    this.adminStmt = db.prepare<
       { integrationId: string | null; since: string | null; afterTime: string | null; afterId: number; limit: number },
       Row
     >(`
@@ -126,35 +160,57 @@ export class AuditRepo {
         AND (@since IS NULL OR time >= @since)
       ORDER BY time DESC, id DESC
       LIMIT @limit`);
+    this.batchesStmt = db.prepare<{ upTo: string | null; since: string | null }, { id: number; last_time: string; rows: string }>(`
+      SELECT id, last_time, rows FROM audit_call_batches
+      WHERE (@upTo IS NULL OR first_time <= @upTo)
+        AND (@since IS NULL OR last_time >= @since)
+      ORDER BY last_time DESC, id DESC`);
     this.purgeStmt = db.prepare('DELETE FROM audit_log WHERE time < ?');
+    this.purgeBatchesStmt = db.prepare('DELETE FROM audit_call_batches WHERE last_time < ?');
   }
 
-  /** One transaction; rows go in blocks of 100 per statement, which is what keeps a busy proxy's audit cheap. */
+  /** Admin changes, one row each. */
   insertMany(entries: AuditEntry[]): void {
-    this.insertTuples(entries.map(auditTuple));
-  }
-
-  insertTuples(rows: AuditTuple[]): void {
-    if (rows.length === 0) return;
     this.db.transaction(() => {
-      let i = 0;
-      for (; i + BLOCK <= rows.length; i += BLOCK) this.insertBlockStmt.run(rows.slice(i, i + BLOCK).flat());
-      for (; i < rows.length; i++) this.insertStmt.run(rows[i] as AuditTuple);
+      for (const e of entries) this.insertStmt.run(auditTuple(e));
     })();
   }
 
+  /** One batch of calls: `json` is the JSON array of their tuples, oldest first. */
+  insertCallBatch(json: string, firstTime: string, lastTime: string): void {
+    this.insertBatchStmt.run(firstTime, lastTime, json);
+  }
+
   list(q: AuditQuery): Page<AuditEntry> {
-    const rows = this.listStmt.all({
-      integrationId: q.integrationId ?? null,
-      since: q.since ?? null,
-      afterTime: q.after?.time ?? null,
-      afterId: q.after?.id ?? 0,
-      limit: q.limit + 1,
-    });
-    return toPage(rows, q.limit, toEntry, (r) => encodeAuditCursor({ time: r.time, id: r.id }));
+    const want = q.limit + 1;
+    const after = q.after;
+    const isAfter = (r: Ranked): boolean => !after || r.time < after.time || (r.time === after.time && r.key < after.key);
+    const keep = (e: AuditEntry): boolean =>
+      (q.integrationId === undefined || e.integrationId === q.integrationId) && (q.since === undefined || e.time >= q.since);
+
+    // An admin row's key "a:…" sorts below any call's "c:…" at the same time.
+    const afterId = after === null ? 0 : after.key.startsWith('c:') ? Number.MAX_SAFE_INTEGER : Number(after.key.slice(2));
+    const found: Ranked[] = this.adminStmt
+      .all({ integrationId: q.integrationId ?? null, since: q.since ?? null, afterTime: after?.time ?? null, afterId, limit: want })
+      .map((r) => ({ time: r.time, key: `a:${pad(r.id)}`, entry: toEntry(r) }));
+
+    for (const batch of this.batchesStmt.iterate({ upTo: after?.time ?? null, since: q.since ?? null })) {
+      // Batches come newest first: once `want` rows are in hand and this batch ends before the
+      // oldest of them, no later batch can hold a row that belongs on this page.
+      if (found.length >= want) {
+        found.sort(newestFirst);
+        if (batch.last_time < (found[want - 1] as Ranked).time) break;
+      }
+      (JSON.parse(batch.rows) as AuditTuple[]).forEach((t, i) => {
+        const r = { time: t[0], key: `c:${pad(batch.id)}:${pad(i)}`, entry: fromTuple(t) };
+        if (keep(r.entry) && isAfter(r)) found.push(r);
+      });
+    }
+    found.sort(newestFirst);
+    return toPage(found.slice(0, want), q.limit, (r) => r.entry, (r) => encodeAuditCursor({ time: r.time, key: r.key }));
   }
 
   purgeBefore(time: string): number {
-    return this.purgeStmt.run(time).changes;
+    return this.purgeStmt.run(time).changes + this.purgeBatchesStmt.run(time).changes;
   }
 }

@@ -83,6 +83,16 @@ const MIGRATIONS: string[] = [
   -- A catalog provider's injection template (names and placeholders, no secret).
   ALTER TABLE auth_records ADD COLUMN template TEXT;
   `,
+  `
+  -- Proxied calls, a batch per row: a JSON array of call tuples in time order.
+  CREATE TABLE audit_call_batches (
+    id         INTEGER PRIMARY KEY,
+    first_time TEXT NOT NULL,
+    last_time  TEXT NOT NULL,
+    rows       TEXT NOT NULL
+  ) STRICT;
+  CREATE INDEX audit_call_batches_by_time ON audit_call_batches (last_time);
+  `,
 ];
 
 export const SCHEMA_VERSION = MIGRATIONS.length;

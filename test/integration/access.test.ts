@@ -266,6 +266,26 @@ describe('audit', () => {
     }
   });
 
+  it('pages through admin rows and call batches together, newest first, each row once', async () => {
+    for (let i = 0; i < 7; i++) await proxy('one', { 'x-latchkey-key': lk.adminKey });
+    await lk.admin.patch('/v1/integrations/one', { name: 'One' });
+    for (let i = 0; i < 5; i++) await proxy('one', { 'x-latchkey-key': lk.adminKey });
+    const all = (await lk.admin.get('/v1/audit?integrationId=one&limit=200')).json.data as Array<{ time: string; action: string }>;
+    expect(all.filter((r) => r.action === 'proxy.call').length).toBeGreaterThanOrEqual(12);
+    expect(all.map((r) => r.action)).toContain('integration.update');
+    const times = all.map((r) => r.time);
+    expect([...times].sort().reverse()).toEqual(times);
+    const paged: Array<{ time: string; action: string }> = [];
+    let cursor: string | null = null;
+    do {
+      const res = await lk.admin.get(`/v1/audit?integrationId=one&limit=3${cursor ? `&cursor=${cursor}` : ''}`);
+      expect(res.json.data.length).toBeLessThanOrEqual(3);
+      paged.push(...res.json.data);
+      cursor = res.json.nextCursor;
+    } while (cursor);
+    expect(paged).toEqual(all);
+  });
+
   it('filters by since and pages with limit and cursor', async () => {
     const page1 = await lk.admin.get('/v1/audit?limit=2');
     expect(page1.json.data).toHaveLength(2);
@@ -318,10 +338,15 @@ describe('audit retention', () => {
       authId: null, method: null, host: null, path: null, status: null, durationMs: null,
     });
     lk.store.audit.insertMany([row(40, 'old'), row(10, 'recent')]);
+    const { auditTuple } = await import('../../src/store/audit.js');
+    for (const [days, action] of [[41, 'old call'], [11, 'recent call']] as const) {
+      const r = row(days, action);
+      lk.store.audit.insertCallBatch(JSON.stringify([auditTuple(r)]), r.time, r.time);
+    }
     const audit = new AuditLog(lk.store, lk.dbPath, 30, createLogger('silent'));
     await audit.close();
     const left = lk.store.audit.list({ integrationId: 'retention', limit: 10, after: null }).data.map((r) => r.action);
-    expect(left).toEqual(['recent']);
+    expect(left).toEqual(['recent', 'recent call']);
   });
 });
 
