@@ -1,11 +1,24 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
+import { join } from 'node:path';
 
 export interface CliResult {
   code: number | null;
   stdout: string;
   stderr: string;
+}
+
+/** The environment of a child latchkey with its database and key file in `dir`, both listeners on port 0. */
+export function serverEnv(dir: string, extra: Record<string, string> = {}): Record<string, string> {
+  return {
+    LATCHKEY_DB: join(dir, 'latchkey.db'),
+    LATCHKEY_MASTER_KEY_FILE: join(dir, 'master.key'),
+    LATCHKEY_PROXY_ADDR: '127.0.0.1:0',
+    LATCHKEY_ADMIN_ADDR: '127.0.0.1:0',
+    LATCHKEY_LOG_LEVEL: 'info',
+    ...extra,
+  };
 }
 
 /** The compiled CLI: `npm test` builds before vitest runs, and a child process runs real JavaScript. */

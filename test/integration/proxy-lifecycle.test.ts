@@ -2,7 +2,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startLatchkey, newAdminKey, type TestLatchkey } from '../helpers/latchkey.js';
 import { startUpstream, echo, type Upstream } from '../helpers/upstream.js';
-import { startServer } from '../helpers/child.js';
+import { serverEnv, startServer } from '../helpers/child.js';
 import { adminClient, call } from '../helpers/http.js';
 import { tmpDir } from '../helpers/tmp.js';
 import { Store } from '../../src/store/store.js';
@@ -43,13 +43,7 @@ describe('graceful shutdown', () => {
   it('SIGTERM lets an in-flight call finish, then exits 0', async () => {
     const dir = tmpDir();
     const key = newAdminKey();
-    const server = await startServer({
-      LATCHKEY_DB: join(dir.path, 'db'),
-      LATCHKEY_MASTER_KEY_FILE: join(dir.path, 'master.key'),
-      LATCHKEY_PROXY_ADDR: '127.0.0.1:0',
-      LATCHKEY_ADMIN_ADDR: '127.0.0.1:0',
-      LATCHKEY_ADMIN_KEY: key,
-    });
+    const server = await startServer(serverEnv(dir.path, { LATCHKEY_ADMIN_KEY: key }));
     const admin = adminClient(server.adminUrl, key);
     await admin.post('/v1/integrations', { integrationId: 's', baseUrl: up.url });
     await admin.post('/v1/integrations/s/auth', { authType: 'BEARER_TOKEN', token: 't' });
@@ -62,7 +56,8 @@ describe('graceful shutdown', () => {
     expect(await server.exited).toBe(0);
     expect(server.output()).toContain('"msg":"stopped"');
     // The call's audit row was written before the process left.
-    const store = Store.open({ dbPath: join(dir.path, 'db'), masterKey: undefined, masterKeyFile: join(dir.path, 'master.key') });
+    const env = serverEnv(dir.path);
+    const store = Store.open({ dbPath: env.LATCHKEY_DB as string, masterKey: undefined, masterKeyFile: env.LATCHKEY_MASTER_KEY_FILE as string });
     const rows = store.audit.list({ limit: 10, after: null }).data.filter((r) => r.action === 'proxy.call');
     expect(rows).toHaveLength(1);
     expect(rows[0]).toMatchObject({ integrationId: 's', status: 200, path: '/slow' });
@@ -75,13 +70,7 @@ describe('a log reader that stops reading', () => {
   it('does not stop the proxy: lines are buffered (then dropped), calls go on', async () => {
     const dir = tmpDir();
     const key = newAdminKey();
-    const server = await startServer({
-      LATCHKEY_DB: join(dir.path, 'db'),
-      LATCHKEY_MASTER_KEY_FILE: join(dir.path, 'master.key'),
-      LATCHKEY_PROXY_ADDR: '127.0.0.1:0',
-      LATCHKEY_ADMIN_ADDR: '127.0.0.1:0',
-      LATCHKEY_ADMIN_KEY: key,
-    });
+    const server = await startServer(serverEnv(dir.path, { LATCHKEY_ADMIN_KEY: key }));
     const admin = adminClient(server.adminUrl, key);
     await admin.post('/v1/integrations', { integrationId: 'chatty', baseUrl: up.url });
     await admin.post('/v1/integrations/chatty/auth', { authType: 'BEARER_TOKEN', token: 't' });

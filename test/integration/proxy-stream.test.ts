@@ -1,11 +1,10 @@
 import { readFileSync } from 'node:fs';
 import http from 'node:http';
-import { join } from 'node:path';
 import { once } from 'node:events';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { WebSocket, WebSocketServer } from 'ws';
 import { startUpstream, type Upstream } from '../helpers/upstream.js';
-import { startServer, type ServerProcess } from '../helpers/child.js';
+import { serverEnv, startServer, type ServerProcess } from '../helpers/child.js';
 import { adminClient, type AdminClient } from '../helpers/http.js';
 import { newAdminKey } from '../helpers/latchkey.js';
 import { tmpDir } from '../helpers/tmp.js';
@@ -84,14 +83,7 @@ beforeAll(async () => {
 
   const dir = tmpDir().path;
   key = newAdminKey();
-  lk = await startServer({
-    LATCHKEY_DB: join(dir, 'db.sqlite'),
-    LATCHKEY_MASTER_KEY_FILE: join(dir, 'master.key'),
-    LATCHKEY_PROXY_ADDR: '127.0.0.1:0',
-    LATCHKEY_ADMIN_ADDR: '127.0.0.1:0',
-    LATCHKEY_ADMIN_KEY: key,
-    LATCHKEY_LOG_LEVEL: 'info',
-  });
+  lk = await startServer(serverEnv(dir, { LATCHKEY_ADMIN_KEY: key }));
   admin = adminClient(lk.adminUrl, key);
   await admin.post('/v1/integrations', { integrationId: 'big', baseUrl: up.url });
   await admin.post('/v1/integrations/big/auth', { authType: 'BEARER_TOKEN', token: 'stream-token' });

@@ -6,7 +6,7 @@ import { initSodium } from '../../src/crypto/seal.js';
 import { Store } from '../../src/store/store.js';
 import { OpenError } from '../../src/crypto/seal.js';
 import { startLatchkey, newAdminKey } from '../helpers/latchkey.js';
-import { runCli, startServer } from '../helpers/child.js';
+import { runCli, serverEnv, startServer } from '../helpers/child.js';
 import { adminClient } from '../helpers/http.js';
 import { tmpDir } from '../helpers/tmp.js';
 
@@ -15,16 +15,6 @@ afterEach(() => {
   for (const d of dirs.splice(0)) d.cleanup();
 });
 
-function envFor(dir: string, extra: Record<string, string> = {}): Record<string, string> {
-  return {
-    LATCHKEY_DB: join(dir, 'latchkey.db'),
-    LATCHKEY_MASTER_KEY_FILE: join(dir, 'master.key'),
-    LATCHKEY_PROXY_ADDR: '127.0.0.1:0',
-    LATCHKEY_ADMIN_ADDR: '127.0.0.1:0',
-    LATCHKEY_LOG_LEVEL: 'info',
-    ...extra,
-  };
-}
 
 function newDir(): string {
   const d = tmpDir();
@@ -52,7 +42,7 @@ describe('sealed blobs are bound to their record', () => {
 describe('start-up failures', () => {
   it('a wrong master key: exit non-zero, one clear message, database bytes unchanged', async () => {
     const dir = newDir();
-    const env = envFor(dir, { LATCHKEY_ADMIN_KEY: newAdminKey() });
+    const env = serverEnv(dir, { LATCHKEY_ADMIN_KEY: newAdminKey() });
     const first = await startServer(env);
     const admin = adminClient(first.adminUrl, env.LATCHKEY_ADMIN_KEY as string);
     await admin.post('/v1/integrations', { integrationId: 'x', baseUrl: 'https://x.example.com' });
@@ -77,7 +67,7 @@ describe('start-up failures', () => {
 
   it('first start generates the master key and the bootstrap admin key with mode 0600', async () => {
     const dir = newDir();
-    const server = await startServer(envFor(dir));
+    const server = await startServer(serverEnv(dir));
     const keyFile = join(dir, 'master.key');
     const adminKeyFile = join(dir, 'admin.key');
     expect(statSync(keyFile).mode & 0o777).toBe(0o600);
@@ -96,7 +86,7 @@ describe('start-up failures', () => {
     const dir = newDir();
     const cfg = join(dir, 'bad.json');
     writeFileSync(cfg, JSON.stringify({ proxy: { connectTimeoutMs: 'soon' } }));
-    const env = envFor(dir, { LATCHKEY_CONFIG: cfg });
+    const env = serverEnv(dir, { LATCHKEY_CONFIG: cfg });
     for (const args of [['serve'], ['check-config']]) {
       const res = await runCli(args, env);
       expect(res.code).toBe(1);
@@ -114,7 +104,7 @@ describe('start-up failures', () => {
 
   it('an unreadable database: exit non-zero naming it, file unchanged, no key generated', async () => {
     const dir = newDir();
-    const env = envFor(dir);
+    const env = serverEnv(dir);
     writeFileSync(env.LATCHKEY_DB as string, 'this is not a database, it is a text file');
     const before = readFileSync(env.LATCHKEY_DB as string);
     const res = await runCli(['serve'], env);
@@ -132,9 +122,9 @@ describe('start-up failures', () => {
 
   it('an address in use: exit non-zero naming it', async () => {
     const dir = newDir();
-    const first = await startServer(envFor(dir, { LATCHKEY_ADMIN_KEY: newAdminKey() }));
+    const first = await startServer(serverEnv(dir, { LATCHKEY_ADMIN_KEY: newAdminKey() }));
     const port = new URL(first.adminUrl).port;
-    const res = await runCli(['serve'], envFor(newDir(), { LATCHKEY_ADMIN_ADDR: `127.0.0.1:${port}`, LATCHKEY_ADMIN_KEY: newAdminKey() }));
+    const res = await runCli(['serve'], serverEnv(newDir(), { LATCHKEY_ADMIN_ADDR: `127.0.0.1:${port}`, LATCHKEY_ADMIN_KEY: newAdminKey() }));
     expect(res.code).toBe(1);
     expect(res.stderr).toMatch(/EADDRINUSE/);
     first.child.kill('SIGTERM');
@@ -145,7 +135,7 @@ describe('start-up failures', () => {
 describe('durability', () => {
   it('every write answered 201 survives a SIGKILL right after', async () => {
     const dir = newDir();
-    const env = envFor(dir, { LATCHKEY_ADMIN_KEY: newAdminKey() });
+    const env = serverEnv(dir, { LATCHKEY_ADMIN_KEY: newAdminKey() });
     const server = await startServer(env);
     const admin = adminClient(server.adminUrl, env.LATCHKEY_ADMIN_KEY as string);
     await admin.post('/v1/integrations', { integrationId: 'd', baseUrl: 'https://d.example.com' });
@@ -176,7 +166,7 @@ describe('durability', () => {
 describe('rotate-master-key and backup', () => {
   it('after rotation the new key opens every record and the old one is refused', async () => {
     const dir = newDir();
-    const env = envFor(dir, { LATCHKEY_ADMIN_KEY: newAdminKey() });
+    const env = serverEnv(dir, { LATCHKEY_ADMIN_KEY: newAdminKey() });
     const lk = await startLatchkey(env, dir);
     await lk.admin.post('/v1/integrations', { integrationId: 'r', baseUrl: 'https://r.example.com' });
     const ids: string[] = [];
@@ -206,7 +196,7 @@ describe('rotate-master-key and backup', () => {
 
   it('backup while serving writes a copy that opens with the same key', async () => {
     const dir = newDir();
-    const env = envFor(dir, { LATCHKEY_ADMIN_KEY: newAdminKey() });
+    const env = serverEnv(dir, { LATCHKEY_ADMIN_KEY: newAdminKey() });
     const server = await startServer(env);
     const admin = adminClient(server.adminUrl, env.LATCHKEY_ADMIN_KEY as string);
     await admin.post('/v1/integrations', { integrationId: 'b', baseUrl: 'https://b.example.com' });
