@@ -1,6 +1,6 @@
 import { validationError, type ErrorDetail } from '../errors.js';
 import type { NewApiKey } from '../store/api-keys.js';
-import { INTEGRATION_ID_PATTERN } from '../admin/schemas.js';
+import { isScopeEntry } from '../admin/schemas.js';
 
 /** One check for a new key's fields, shared by the admin API and the CLI. */
 export function parseNewKey(input: { name?: unknown; role?: unknown; integrations?: unknown; expiresAt?: unknown }): NewApiKey {
@@ -14,8 +14,7 @@ export function parseNewKey(input: { name?: unknown; role?: unknown; integration
   let integrations: string[] = ['*'];
   if (input.integrations !== undefined) {
     const list = input.integrations;
-    const idOk = (s: unknown): boolean => typeof s === 'string' && (s === '*' || new RegExp(INTEGRATION_ID_PATTERN).test(s));
-    if (!Array.isArray(list) || list.length === 0 || list.length > 500 || !list.every(idOk)) {
+    if (!Array.isArray(list) || list.length === 0 || list.length > 500 || !list.every(isScopeEntry)) {
       details.push({ field: 'integrations', problem: 'must be a non-empty list of integration ids, or ["*"]' });
     } else {
       integrations = list as string[];

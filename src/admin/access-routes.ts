@@ -7,7 +7,7 @@ import type { ApiKeyRecord } from '../store/api-keys.js';
 import { auditTimeOf, decodeAuditCursor } from '../store/audit.js';
 import { parsePaging } from './integration-routes.js';
 import { auditChange, type AdminContext } from './context.js';
-import { INTEGRATION_ID_PATTERN } from './schemas.js';
+import { isScopeEntry } from './schemas.js';
 
 /** The public view of a key: never the key, never its hash. */
 function keyView(r: ApiKeyRecord, unflushedLastUse: number | undefined): Record<string, unknown> {
@@ -59,8 +59,7 @@ function isOrigin(value: string): boolean {
 
 function parseTokenRequest(body: { integrations: string[]; origins: string[]; ttlSeconds?: number }, minter: Principal) {
   const details: ErrorDetail[] = [];
-  const idOk = (s: string) => s === '*' || new RegExp(INTEGRATION_ID_PATTERN).test(s);
-  if (body.integrations.length === 0 || body.integrations.length > 100 || !body.integrations.every(idOk)) {
+  if (body.integrations.length === 0 || body.integrations.length > 100 || !body.integrations.every(isScopeEntry)) {
     details.push({ field: 'integrations', problem: 'must be a non-empty list of integration ids' });
   }
   if (body.origins.length === 0 || body.origins.length > 20 || !body.origins.every(isOrigin)) {

@@ -6,6 +6,12 @@
 import { HEADER_VALUE_PATTERN, MAX_STATIC_HEADERS, TOKEN_PATTERN } from '../credentials/headers.js';
 
 export const INTEGRATION_ID_PATTERN = '^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$';
+const INTEGRATION_ID = new RegExp(INTEGRATION_ID_PATTERN);
+
+export const isIntegrationId = (value: unknown): value is string => typeof value === 'string' && INTEGRATION_ID.test(value);
+
+/** One entry of a key's or a widget token's scope: an integration id, or "*" for all. */
+export const isScopeEntry = (value: unknown): value is string => value === '*' || isIntegrationId(value);
 
 export const headersSchema = {
   type: 'array',

@@ -15,7 +15,7 @@ import { injectQuery, splitPathQuery, upstreamHeaders } from '../proxy/inject.js
 import { upstreamError } from '../proxy/forward.js';
 import type { Store } from '../store/store.js';
 import { URL_FIELD_VALUE, type Catalog, type CompiledProvider } from './catalog.js';
-import { INTEGRATION_ID_PATTERN } from '../admin/schemas.js';
+import { isIntegrationId } from '../admin/schemas.js';
 
 export interface CredentialRequest {
   credentials: Record<string, unknown>;
@@ -75,7 +75,7 @@ function checkFields(p: CompiledProvider, req: CredentialRequest): Record<string
   if (req.label !== undefined && (typeof req.label !== 'string' || req.label.length > 100)) {
     details.push({ field: 'label', problem: 'must be a string of at most 100 characters' });
   }
-  if (req.integrationId !== undefined && !new RegExp(INTEGRATION_ID_PATTERN).test(req.integrationId)) {
+  if (req.integrationId !== undefined && !isIntegrationId(req.integrationId)) {
     details.push({ field: 'integrationId', problem: 'must match ^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$' });
   }
   if (details.length > 0) throw validationError(details);

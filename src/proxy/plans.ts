@@ -9,6 +9,7 @@ import { headersToPairs, templateFor, type AuthType } from '../credentials/auth-
 import { credentialPlaces, renderInjection, type InjectionTemplate } from '../credentials/template.js';
 import type { StaticHeader } from '../credentials/headers.js';
 import type { Store } from '../store/store.js';
+import type { AuthRecord } from '../store/auth-records.js';
 import { LatchkeyError } from '../errors.js';
 
 export interface AuthPlan {
@@ -27,6 +28,8 @@ export interface IntegrationPlan {
   integrationId: string;
   base: ParsedBaseUrl;
   allowedHosts: string[];
+  /** The integration's static headers, the first layer of every auth plan. */
+  headers: StaticHeader[];
   /** The most recent auth record's plan, or null when the integration has none. */
   latest: AuthPlan | null;
   /** Plans for records named with X-Latchkey-Auth-Id, filled on demand. */
@@ -91,7 +94,8 @@ export class PlanCache {
     if (authId === undefined) return plan.latest;
     let found = plan.byAuthId.get(authId);
     if (found === undefined) {
-      found = this.loadAuth(plan.integrationId, authId);
+      const record = this.store.authRecords.get(plan.integrationId, authId);
+      found = record ? this.planFor(plan.headers, record) : null;
       plan.byAuthId.set(authId, found);
     }
     return found;
@@ -107,17 +111,15 @@ export class PlanCache {
       integrationId,
       base,
       allowedHosts: integration.allowedHosts,
-      latest: latest ? this.loadAuth(integrationId, latest.authId) : null,
+      headers: integration.headers,
+      latest: latest ? this.planFor(integration.headers, latest) : null,
       byAuthId: new Map(),
     };
   }
 
-  private loadAuth(integrationId: string, authId: string): AuthPlan | null {
-    const integration = this.store.integrations.get(integrationId);
-    const record = this.store.authRecords.get(integrationId, authId);
-    if (!integration || !record) return null;
-    const secrets = this.store.authRecords.openSecrets(integrationId, authId);
+  private planFor(integrationHeaders: StaticHeader[], record: AuthRecord): AuthPlan {
+    const secrets = this.store.authRecords.openSecrets(record.integrationId, record.authId);
     const template = record.template ?? templateFor(record.authType, record.apiKey);
-    return buildAuthPlan(authId, record.authType, template, secrets, integration.headers, record.headers);
+    return buildAuthPlan(record.authId, record.authType, template, secrets, integrationHeaders, record.headers);
   }
 }
