@@ -11,7 +11,7 @@ import { TokenService } from './access/tokens.js';
 import { Authenticator } from './access/credentials.js';
 import { buildAdminServer } from './admin/server.js';
 import { createProxyServer } from './proxy/server.js';
-import { createUpstreamAgent } from './proxy/forward.js';
+import { Connector, type ConnectorOptions } from './proxy/connector.js';
 import { PlanCache } from './proxy/plans.js';
 import { upstreamCa } from './proxy/tls.js';
 import type { Server } from 'node:http';
@@ -83,7 +83,10 @@ async function listen(server: Server, host: string, port: number): Promise<void>
   await once(server, 'listening');
 }
 
-export async function startApp(config: Config, log: Logger): Promise<RunningApp> {
+/** Seams for tests only: a resolver stand-in and a dial map that keeps every dial on loopback. */
+export type AppHooks = Pick<ConnectorOptions, 'resolve' | 'dialAddress'>;
+
+export async function startApp(config: Config, log: Logger, hooks: AppHooks = {}): Promise<RunningApp> {
   await initSodium();
   const store = Store.open({ dbPath: config.db, masterKey: config.masterKey, masterKeyFile: config.masterKeyFile });
   if (store.masterKeySource === 'generated') {
@@ -100,11 +103,10 @@ export async function startApp(config: Config, log: Logger): Promise<RunningApp>
     auditLog = new AuditLog(store, config.db, config.audit.retentionDays, log);
     let ready = false;
     const ca = upstreamCa(config.proxy.caFile);
-    const agent = createUpstreamAgent({
-      connectTimeoutMs: config.proxy.connectTimeoutMs,
+    const connector = new Connector({ connectTimeoutMs: config.proxy.connectTimeoutMs, ca, ...hooks });
+    const agent = connector.undiciAgent({
       headersTimeoutMs: config.proxy.headersTimeoutMs,
       bodyTimeoutMs: config.proxy.bodyTimeoutMs,
-      ca,
     });
     admin = buildAdminServer({
       store,
@@ -125,6 +127,7 @@ export async function startApp(config: Config, log: Logger): Promise<RunningApp>
       clientAuth: config.proxy.clientAuth,
       originGranted: (origin, integrationId) => store.widgetGrants.allowed(origin, integrationId),
       agent,
+      connector,
       log,
       ca,
       onCall: observeCall(metrics, auditLog),

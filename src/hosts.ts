@@ -2,7 +2,7 @@
  * Where credentials may go: base URL rules and the allowedHosts matcher. Both
  * the admin API (on write) and the proxy (on every call) use these.
  */
-import { isIP } from 'node:net';
+import { BlockList, isIP } from 'node:net';
 import type { ErrorDetail } from './errors.js';
 
 export interface ParsedBaseUrl {
@@ -40,6 +40,13 @@ export function parseBaseUrl(value: string): ParsedBaseUrl | string {
   };
 }
 
+/** A base URL as written by an admin: well formed, and never one that is not dialled. */
+export function checkBaseUrl(value: string): ParsedBaseUrl | string {
+  const base = parseBaseUrl(value);
+  if (typeof base !== 'string' && isLinkLocal(base.hostname)) return 'must not be a link-local address (it is never dialled)';
+  return base;
+}
+
 const HOST_ENTRY = /^(\*\.)?([a-z0-9]([a-z0-9-]*[a-z0-9])?)(\.[a-z0-9]([a-z0-9-]*[a-z0-9])?)*(:\d{1,5})?$/;
 const IPV6_ENTRY = /^\[([0-9a-f:.]+)\](:\d{1,5})?$/;
 
@@ -47,11 +54,25 @@ const IPV6_ENTRY = /^\[([0-9a-f:.]+)\](:\d{1,5})?$/;
 export function checkHostEntry(entry: string): string | null {
   const e = entry.toLowerCase();
   const v6 = IPV6_ENTRY.exec(e);
-  if (v6) return isIP(v6[1] as string) === 6 ? null : 'is not a valid IPv6 address';
-  if (!HOST_ENTRY.test(e)) return 'must be a host, host:port or *.domain';
-  const port = e.includes(':') ? Number(e.slice(e.lastIndexOf(':') + 1)) : null;
+  if (v6 && isIP(v6[1] as string) !== 6) return 'is not a valid IPv6 address';
+  if (!v6 && !HOST_ENTRY.test(e)) return 'must be a host, host:port or *.domain';
+  const port = /:\d{1,5}$/.test(e) ? Number(e.slice(e.lastIndexOf(':') + 1)) : null;
   if (port !== null && (port < 1 || port > 65535)) return 'port must be between 1 and 65535';
+  if (isLinkLocal(splitHostPort(e).hostname)) return 'must not be a link-local address (it is never dialled)';
   return null;
+}
+
+/**
+ * An entry or a request target in the one form policy checks compare: lower
+ * case, and an IP literal in canonical notation (so 0xa9fea9fe, 2852039166 and
+ * [::ffff:a9fe:a9fe] are all seen as the 169.254.169.254 they are).
+ */
+export function canonicalHostPort(hostPort: string): string {
+  const { hostname, port } = splitHostPort(hostPort);
+  if (hostname.startsWith('*.')) return hostPort.toLowerCase();
+  const ip = canonicalIp(hostname);
+  const host = ip === null ? hostname : isIP(ip) === 6 ? `[${ip}]` : ip;
+  return port === null ? host : `${host}:${port}`;
 }
 
 export function checkAllowedHosts(hosts: string[]): ErrorDetail[] {
@@ -90,14 +111,49 @@ export function hostAllowed(allowed: readonly string[], target: string, basePort
   });
 }
 
-/** Link-local addresses (cloud metadata services live there) are never dialled. */
-export function isLinkLocal(address: string): boolean {
-  const a = address.toLowerCase().replace(/^\[|\]$/g, '');
-  if (isIP(a) === 4) return a.startsWith('169.254.');
-  if (isIP(a) === 6) {
-    if (/^fe[89ab][0-9a-f]:/.test(a)) return true;
-    const mapped = /^::ffff:(\d+\.\d+\.\d+\.\d+)$/.exec(a);
-    return mapped ? (mapped[1] as string).startsWith('169.254.') : false;
+/** Link-local space (cloud metadata services live there), in every spelling a socket would accept. */
+const LINK_LOCAL = new BlockList();
+LINK_LOCAL.addSubnet('169.254.0.0', 16, 'ipv4');
+LINK_LOCAL.addSubnet('fe80::', 10, 'ipv6');
+// IPv4-compatible (::169.254.x.y) and NAT64 (64:ff9b::169.254.x.y) spellings; IPv4-mapped ones
+// (::ffff:169.254.x.y) are matched by the IPv4 rule itself.
+LINK_LOCAL.addSubnet('::a9fe:0', 112, 'ipv6');
+LINK_LOCAL.addSubnet('64:ff9b::a9fe:0', 112, 'ipv6');
+
+/** Only strings that could be an IPv4 number in some notation reach the URL parser. */
+const MAYBE_IPV4 = /^[0-9a-fx.]+$/i;
+
+/**
+ * The canonical form of an IP literal, or null when `host` is a name. IPv4 in
+ * hex, octal, decimal or short form is read the way the WHATWG URL parser
+ * (and inet_aton, which the resolver uses) reads it; IPv6 is compressed.
+ */
+export function canonicalIp(host: string): string | null {
+  const h = host.toLowerCase().replace(/^\[|\]$/g, '');
+  const family = isIP(h);
+  if (family === 4) return h;
+  if (family === 6) {
+    // The URL parser compresses and writes mapped addresses in hex: one spelling per address.
+    const zone = h.indexOf('%');
+    const bare = zone < 0 ? h : h.slice(0, zone);
+    try {
+      return new URL(`http://[${bare}]/`).hostname.slice(1, -1);
+    } catch {
+      return bare;
+    }
   }
-  return false;
+  if (!MAYBE_IPV4.test(h)) return null;
+  try {
+    const parsed = new URL(`http://${h}/`).hostname;
+    return isIP(parsed) === 4 ? parsed : null;
+  } catch {
+    return null;
+  }
+}
+
+/** Link-local addresses are never dialled, however they are written. */
+export function isLinkLocal(address: string): boolean {
+  const ip = canonicalIp(address);
+  if (ip === null) return false;
+  return LINK_LOCAL.check(ip, isIP(ip) === 6 ? 'ipv6' : 'ipv4');
 }

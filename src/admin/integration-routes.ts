@@ -1,7 +1,7 @@
 import type { FastifyInstance } from 'fastify';
 import { LatchkeyError, validationError, type ErrorDetail } from '../errors.js';
 import { newIntegrationId } from '../ids.js';
-import { checkAllowedHosts, hostAllowed, parseBaseUrl } from '../hosts.js';
+import { canonicalHostPort, checkAllowedHosts, checkBaseUrl, hostAllowed } from '../hosts.js';
 import { staticHeaderProblems, type StaticHeader } from '../credentials/headers.js';
 import type { IntegrationWrite } from '../store/integrations.js';
 import { decodeCursor } from '../store/integrations.js';
@@ -19,10 +19,12 @@ interface IntegrationBody {
 /** baseUrl, allowedHosts and headers together: the base URL's host must be one it may send to. */
 function checkIntegration(w: IntegrationWrite): IntegrationWrite {
   const details: ErrorDetail[] = [];
-  const base = parseBaseUrl(w.baseUrl);
+  const base = checkBaseUrl(w.baseUrl);
   if (typeof base === 'string') details.push({ field: 'baseUrl', problem: base });
-  const allowed = w.allowedHosts?.map((h) => h.toLowerCase()) ?? null;
-  if (allowed) details.push(...checkAllowedHosts(allowed));
+  const given = w.allowedHosts?.map((h) => h.toLowerCase()) ?? null;
+  if (given) details.push(...checkAllowedHosts(given));
+  // Stored as policy compares them: an IP literal in one canonical spelling.
+  const allowed = given && details.length === 0 ? given.map(canonicalHostPort) : given;
   details.push(...staticHeaderProblems(w.headers));
   if (details.length === 0 && typeof base !== 'string' && allowed && !hostAllowed(allowed, base.host, base.port)) {
     details.push({ field: 'allowedHosts', problem: `must include the host of baseUrl (${base.host})` });

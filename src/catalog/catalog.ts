@@ -10,7 +10,7 @@ import { fileURLToPath } from 'node:url';
 import AjvModule from 'ajv';
 import { HEADER_VALUE_PATTERN, TOKEN_PATTERN, isForbiddenStaticHeader, type StaticHeader } from '../credentials/headers.js';
 import { placeholders, render, type InjectionTemplate } from '../credentials/template.js';
-import { checkHostEntry, hostAllowed, parseBaseUrl } from '../hosts.js';
+import { checkBaseUrl, checkHostEntry, hostAllowed } from '../hosts.js';
 
 const Ajv = AjvModule.default;
 
@@ -148,7 +148,7 @@ export function providerProblems(raw: unknown, where: string): string[] {
   p.allowedHosts.forEach((h, i) => useOnly(`allowedHosts[${i}]`, h, urlFields, 'url field'));
   // With sample values in the url fields, the base URL and hosts must be sound and agree.
   const sample = Object.fromEntries([...urlFields].map((f) => [f, 'sample']));
-  const base = parseBaseUrl(render(p.baseUrl, sample) ?? '');
+  const base = checkBaseUrl(render(p.baseUrl, sample) ?? '');
   const hosts = p.allowedHosts.map((h) => (render(h, sample) ?? '').toLowerCase());
   if (typeof base === 'string') say('baseUrl', base);
   hosts.forEach((h, i) => {

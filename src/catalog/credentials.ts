@@ -8,7 +8,7 @@ import type { Dispatcher } from 'undici';
 import { LatchkeyError, validationError, type ErrorDetail } from '../errors.js';
 import { HEADER_VALUE_PATTERN } from '../credentials/headers.js';
 import { render } from '../credentials/template.js';
-import { hostAllowed, parseBaseUrl, type ParsedBaseUrl } from '../hosts.js';
+import { checkBaseUrl, hostAllowed, type ParsedBaseUrl } from '../hosts.js';
 import { newIntegrationId } from '../ids.js';
 import { buildAuthPlan } from '../proxy/plans.js';
 import { injectQuery, splitPathQuery, upstreamHeaders } from '../proxy/inject.js';
@@ -157,7 +157,7 @@ export async function storeProviderCredential(deps: CredentialDeps, providerId: 
   const p = deps.catalog.get(providerId);
   if (!p) throw new LatchkeyError('UNKNOWN_PROVIDER', `no provider ${providerId} in the catalog`);
   const fields = checkFields(p, req);
-  const base = parseBaseUrl(render(p.entry.baseUrl, fields) ?? '');
+  const base = checkBaseUrl(render(p.entry.baseUrl, fields) ?? '');
   const allowedHosts = p.entry.allowedHosts.map((h) => (render(h, fields) ?? '').toLowerCase());
   if (typeof base === 'string' || !hostAllowed(allowedHosts, base.host, base.port)) {
     throw new LatchkeyError('INTERNAL_ERROR', `catalog entry ${providerId} renders an invalid base URL`);

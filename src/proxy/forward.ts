@@ -3,11 +3,9 @@
  * straight into the client response, with backpressure both ways.
  */
 import type { IncomingMessage, ServerResponse, OutgoingHttpHeaders } from 'node:http';
-import dns from 'node:dns';
-import type { LookupFunction } from 'node:net';
-import { Agent, type Dispatcher } from 'undici';
-import { LatchkeyError } from '../errors.js';
-import { isLinkLocal } from '../hosts.js';
+import type { Dispatcher } from 'undici';
+import { LatchkeyError, type ErrorCode } from '../errors.js';
+import { decodeQueryName } from './inject.js';
 
 export interface UpstreamRequest {
   origin: string;
@@ -15,40 +13,14 @@ export interface UpstreamRequest {
   method: string;
   headers: Record<string, string | string[]>;
   hostname: string;
+  /** Injected query parameters (name, value): never handed back in a redirect's Location. */
+  injectedQuery: Array<[string, string]>;
 }
 
-export interface ForwardOptions {
-  connectTimeoutMs: number;
-  headersTimeoutMs: number;
-  bodyTimeoutMs: number;
-  ca: string[];
-}
-
-/** Cloud metadata services live on link-local addresses: a name that resolves there is never dialled. */
-const safeLookup: LookupFunction = (hostname, options, callback) => {
-  dns.lookup(hostname, options, (err, address, family) => {
-    if (err) return callback(err, address as string, family);
-    const refuse = (): void => {
-      const e = Object.assign(new Error(`${hostname} resolves to a link-local address`), { code: 'ELINKLOCAL' });
-      callback(e, '', 0);
-    };
-    if (Array.isArray(address)) {
-      const ok = address.filter((a) => !isLinkLocal(a.address));
-      if (ok.length === 0) return refuse();
-      return (callback as unknown as (e: null, a: dns.LookupAddress[]) => void)(null, ok);
-    }
-    if (isLinkLocal(address)) return refuse();
-    callback(null, address, family);
-  });
-};
-
-export function createUpstreamAgent(o: ForwardOptions): Agent {
-  return new Agent({
-    connect: { timeout: o.connectTimeoutMs, ca: o.ca, lookup: safeLookup },
-    headersTimeout: o.headersTimeoutMs,
-    bodyTimeout: o.bodyTimeoutMs,
-    keepAliveTimeout: 30_000,
-  });
+export interface ForwardResult {
+  status: number;
+  /** Set when the exchange did not complete (the upstream cut the body, the client left). */
+  error?: ErrorCode | 'CLIENT_CLOSED';
 }
 
 /** Response headers that describe the upstream connection, not the message. */
@@ -66,7 +38,7 @@ export function upstreamError(err: unknown, hostname: string): LatchkeyError {
   let why = 'connection failed';
   if (code === 'ECONNREFUSED') why = 'connection refused';
   else if (code === 'ENOTFOUND' || code === 'EAI_AGAIN') why = 'DNS lookup failed';
-  else if (code === 'ELINKLOCAL') why = 'resolves to a link-local address';
+  else if (code === 'ELINKLOCAL') why = 'is or resolves to a link-local address, which is never dialled';
   else if (TLS_CODES.test(code)) why = 'TLS handshake failed';
   else if (code === 'ECONNRESET' || code === 'UND_ERR_SOCKET') why = 'connection reset';
   return new LatchkeyError('UPSTREAM_UNREACHABLE', `upstream ${hostname}: ${why}${code ? ` (${code})` : ''}`);
@@ -108,9 +80,40 @@ class ClientGone {
 }
 
 /**
+ * A redirect that keeps the query (trailing slash, http -> https) would hand
+ * an injected query credential back to the caller: those parameters are
+ * removed, whatever their name now holds, and any parameter holding an
+ * injected value too. The caller's next call through latchkey gets it again.
+ */
+export function scrubLocation(location: string, injected: ReadonlyArray<[string, string]>): string {
+  const q = location.indexOf('?');
+  if (q < 0 || injected.length === 0) return location;
+  const hash = location.indexOf('#', q);
+  const query = location.slice(q + 1, hash < 0 ? undefined : hash);
+  const names = new Set(injected.map(([n]) => n));
+  const values = new Set(injected.map(([, v]) => v));
+  const kept = query.split('&').filter((pair) => {
+    if (pair.length === 0) return false;
+    if (names.has(decodeQueryName(pair))) return false;
+    const eq = pair.indexOf('=');
+    if (eq < 0) return true;
+    let value = pair.slice(eq + 1);
+    try {
+      value = decodeURIComponent(value.replace(/\+/g, ' '));
+    } catch {
+      // an undecodable value is compared as it stands
+    }
+    return !values.has(value);
+  });
+  const rest = hash < 0 ? '' : location.slice(hash);
+  return `${location.slice(0, q)}${kept.length > 0 ? `?${kept.join('&')}` : ''}${rest}`;
+}
+
+/**
  * Resolves with the upstream status once the response has been streamed.
  * Throws a LatchkeyError if nothing was sent to the client yet; after the
- * headers went out, a failure can only cut the client connection.
+ * headers went out, a failure can only cut the client connection, and the
+ * result says so.
  */
 export async function forward(
   agent: Dispatcher,
@@ -118,7 +121,7 @@ export async function forward(
   res: ServerResponse,
   up: UpstreamRequest,
   extraResponseHeaders: OutgoingHttpHeaders,
-): Promise<number> {
+): Promise<ForwardResult> {
   // A client that goes away ends the upstream request too, even before its answer started.
   const gone = new ClientGone();
   res.once('close', () => {
@@ -140,19 +143,27 @@ export async function forward(
         const out: OutgoingHttpHeaders = {};
         for (const [name, value] of Object.entries(headers)) {
           if (value === undefined || RESPONSE_HOP_BY_HOP.has(name)) continue;
+          // Only latchkey sets X-Latchkey-*: an upstream's copy could pass for the proxy's own verdict.
+          if (name.startsWith('x-latchkey-')) continue;
           // X-Request-Id is latchkey's; the provider's own id (what its support asks for) is kept beside it.
           out[name === 'x-request-id' ? 'x-upstream-request-id' : name] = value;
         }
+        if (typeof out.location === 'string') out.location = scrubLocation(out.location, up.injectedQuery);
         Object.assign(out, extraResponseHeaders);
         res.writeHead(statusCode, out);
         return res;
       },
     );
-    return status;
+    return { status };
   } catch (err) {
-    if (res.headersSent || gone.aborted) {
+    if (gone.aborted) {
       res.destroy();
-      return status || 499;
+      return { status: status || 499, error: 'CLIENT_CLOSED' };
+    }
+    if (res.headersSent) {
+      // The answer had started: the client sees a cut connection, the audit row sees why.
+      res.destroy();
+      return { status, error: upstreamError(err, up.hostname).code };
     }
     throw upstreamError(err, up.hostname);
   }

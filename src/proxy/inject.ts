@@ -49,26 +49,47 @@ function decodeSegment(segment: string): string {
   }
 }
 
+/** What an upstream may take for a path separator: "/", and "%2F", "%5C" or "\\" once decoded. */
+const SEPARATOR = /\/|%2f|%5c|\\/gi;
+
 /**
- * RFC 3986 dot-segment removal on a path rooted at "/", treating encoded dots
- * (%2e) as dots, so "/../admin" can never climb above the base URL's path.
+ * The path that goes upstream below an integration's base path: RFC 3986
+ * dot-segment removal on a path rooted at "/", where encoded dots (%2e) count
+ * as dots and encoded slashes or backslashes (%2f, %5c, "\\") count as
+ * separators, because some upstreams decode them before resolving. So
+ * "/../admin" and "/..%2f..%2fadmin" can never climb above the base path.
+ * Segments that are not dot segments keep their bytes and their separators
+ * (GitLab's "group%2Fproject" still reaches GitLab as sent). Request rules
+ * match the result of this function, so they check what is actually sent.
  */
-export function removeDotSegments(path: string): string {
+export function normalizeUpstreamPath(path: string): string {
   // Fast path: without a dot, plain or encoded, there is no dot segment.
   if (!path.includes('.') && !/%2e/i.test(path)) return path;
-  const out: string[] = [];
-  const segments = path.split('/').slice(1);
-  segments.forEach((seg, i) => {
+  const rooted = path.startsWith('/') ? path : `/${path}`;
+  // [separator, segment] pairs, in order; the path starts with a separator.
+  const pairs: Array<[string, string]> = [];
+  let sep: string | null = null;
+  let last = 0;
+  for (const m of rooted.matchAll(SEPARATOR)) {
+    if (sep !== null) pairs.push([sep, rooted.slice(last, m.index)]);
+    sep = m[0];
+    last = m.index + m[0].length;
+  }
+  pairs.push([sep ?? '/', rooted.slice(last)]);
+  const out: Array<[string, string]> = [];
+  pairs.forEach(([separator, seg], i) => {
     const decoded = decodeSegment(seg);
-    const last = i === segments.length - 1;
+    const isLast = i === pairs.length - 1;
     if (decoded === '.' || decoded === '..') {
       if (decoded === '..') out.pop();
-      if (last) out.push('');
+      if (isLast) out.push(['/', '']);
     } else {
-      out.push(seg);
+      out.push([separator, seg]);
     }
   });
-  return `/${out.join('/')}`;
+  if (out.length === 0) return '/';
+  // The first separator is always a plain "/": the path stays rooted below the base.
+  return out.map(([separator, seg], i) => `${i === 0 ? '/' : separator}${seg}`).join('');
 }
 
 /**

@@ -7,16 +7,15 @@
  * them in order and turns any error into the proxy's own answer.
  */
 import type { IncomingMessage } from 'node:http';
-import { isIP } from 'node:net';
 import { LatchkeyError } from '../errors.js';
-import { hostAllowed, isLinkLocal } from '../hosts.js';
+import { canonicalHostPort, hostAllowed, isLinkLocal } from '../hosts.js';
 import { mayUseIntegration, type Principal } from '../access/principal.js';
 import type { Authenticator } from '../access/credentials.js';
 import type { AuthPlan, IntegrationPlan, PlanCache } from './plans.js';
 import {
   injectQuery,
   queryValue,
-  removeDotSegments,
+  normalizeUpstreamPath,
   splitPathQuery,
   upstreamHeaders,
   type ClientKeyPlace,
@@ -67,9 +66,15 @@ function basicParts(value: string): { user: string; pass: string } | null {
   return colon < 0 ? null : { user: decoded.slice(0, colon), pass: decoded.slice(colon + 1) };
 }
 
+/** TRACE echoes the request, credential included, back to the caller; TRACK is its IIS twin. */
+const REFUSED_METHODS = new Set(['TRACE', 'TRACK']);
+
 /** Stage 1: which integration, which mode, which path. */
 export function tag(call: Call): void {
   const { req } = call;
+  if (REFUSED_METHODS.has(req.method ?? '')) {
+    throw new LatchkeyError('METHOD_NOT_ALLOWED', `${req.method as string} is never forwarded: it would echo the credential`);
+  }
   const url = req.url ?? '/';
   const named = header(req, 'x-latchkey-integration');
   if (/^https?:\/\//i.test(url)) {
@@ -81,7 +86,8 @@ export function tag(call: Call): void {
     const authority = url.slice(afterScheme, end).toLowerCase();
     // No userinfo in a request target: "http://a@b/" would make the target ambiguous.
     if (authority.includes('@') || authority.length === 0) throw new LatchkeyError('HOST_NOT_ALLOWED', 'invalid request target');
-    call.target = authority;
+    // One spelling per address: policy checks compare canonical hosts.
+    call.target = canonicalHostPort(authority);
     const { path, query } = splitPathQuery(url.slice(end) || '/');
     call.path = path.startsWith('/') ? path : `/${path}`;
     call.query = query;
@@ -155,6 +161,26 @@ function findClientKeys(call: Call): FoundKey[] {
   return found;
 }
 
+/** Host names that can only mean this machine: a DNS-rebound name is none of them. */
+const LOOPBACK_HOST = /^(localhost|127(\.\d{1,3}){3}|\[::1\])(:\d+)?$/i;
+
+/**
+ * With proxy.clientAuth "none" any local process may use every integration,
+ * and so could any web page the user visits: a "simple" cross-site POST needs
+ * no preflight, and a DNS-rebound name reaches 127.0.0.1 under another Host.
+ * Browsers say where a request comes from (Origin, Sec-Fetch-Site); programs
+ * that send those are refused, and so is a Host that is not a loopback name.
+ */
+function refuseBrowsers(call: Call): void {
+  const { req } = call;
+  if (req.headers.origin !== undefined || header(req, 'sec-fetch-site') === 'cross-site') {
+    throw new LatchkeyError('ORIGIN_NOT_ALLOWED', 'proxy.clientAuth "none" serves local programs, never web pages (a request with Origin)');
+  }
+  if (call.mode !== 'forward' && !LOOPBACK_HOST.test(header(req, 'host') ?? '')) {
+    throw new LatchkeyError('ORIGIN_NOT_ALLOWED', 'proxy.clientAuth "none" answers only requests addressed to a loopback name (Host)');
+  }
+}
+
 const ANONYMOUS: Principal = { keyId: 'anonymous', role: 'agent', integrations: ['*'], kind: 'key' };
 
 /** Stage 3: who is calling. */
@@ -163,6 +189,7 @@ export async function authenticate(call: Call, deps: PipelineDeps): Promise<void
   call.clientKeys = keys.map((k) => k.place);
   const found = keys[0];
   if (deps.clientAuth === 'none') {
+    refuseBrowsers(call);
     call.principal = ANONYMOUS;
     return;
   }
@@ -177,6 +204,10 @@ export async function authenticate(call: Call, deps: PipelineDeps): Promise<void
     throw err;
   }
   if (call.principal.kind === 'token') {
+    // Widget tokens come from browser code, in X-Latchkey-Key only: one place to reason about.
+    if (found.place.kind !== 'header' || found.place.name !== 'x-latchkey-key') {
+      throw new LatchkeyError('INVALID_API_KEY', 'widget tokens are accepted in X-Latchkey-Key only');
+    }
     // A widget token is bound to the pages it was minted for; a browser always sends Origin.
     const origin = header(call.req, 'origin');
     if (!origin || !call.principal.origins?.includes(origin)) {
@@ -228,11 +259,11 @@ export function authorize(call: Call): void {
   }
   const { base, allowedHosts } = call.plan;
   const target = call.target ?? base.host;
-  const hostname = target.replace(/:\d+$/, '').replace(/^\[|\]$/g, '');
+  const hostname = target.replace(/:\d+$/, '');
   if (!hostAllowed(allowedHosts, target, base.port)) {
     throw new LatchkeyError('HOST_NOT_ALLOWED', `${target} is not an allowed host of integration ${id}`);
   }
-  if (isIP(hostname) && isLinkLocal(hostname)) {
+  if (isLinkLocal(hostname)) {
     throw new LatchkeyError('HOST_NOT_ALLOWED', `${target} is link-local and is never dialled`);
   }
   if (!call.auth) {
@@ -262,7 +293,7 @@ export function build(call: Call): void {
   } else {
     origin = `${base.protocol}//${base.host}`;
     hostname = base.hostname;
-    const rest = call.path === '' ? '' : removeDotSegments(call.path.startsWith('/') ? call.path : `/${call.path}`);
+    const rest = call.path === '' ? '' : normalizeUpstreamPath(call.path);
     path = `${base.pathPrefix}${rest}` || '/';
   }
   const queryKeys = call.clientKeys.flatMap((k) => (k.kind === 'query' ? [k.name] : []));
@@ -274,5 +305,6 @@ export function build(call: Call): void {
     method: call.req.method ?? 'GET',
     headers: upstreamHeaders(call.req.headers, auth, clientKeyHeaders),
     hostname,
+    injectedQuery: auth.query,
   };
 }

@@ -4,7 +4,7 @@
  * dropped whenever the database version moves (a write from this process or
  * any other), so an admin change applies to the very next call.
  */
-import { parseBaseUrl, type ParsedBaseUrl } from '../hosts.js';
+import { canonicalHostPort, parseBaseUrl, type ParsedBaseUrl } from '../hosts.js';
 import { headersToPairs, templateFor, type AuthType } from '../credentials/auth-types.js';
 import { credentialPlaces, renderInjection, type InjectionTemplate } from '../credentials/template.js';
 import type { StaticHeader } from '../credentials/headers.js';
@@ -110,7 +110,7 @@ export class PlanCache {
     return {
       integrationId,
       base,
-      allowedHosts: integration.allowedHosts,
+      allowedHosts: integration.allowedHosts.map(canonicalHostPort),
       headers: integration.headers,
       latest: latest ? this.planFor(integration.headers, latest) : null,
       byAuthId: new Map(),

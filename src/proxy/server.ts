@@ -1,7 +1,7 @@
 import http, { type IncomingMessage, type ServerResponse } from 'node:http';
 import type { Duplex } from 'node:stream';
 import type { Dispatcher } from 'undici';
-import { asLatchkeyError, errorBody, type LatchkeyError } from '../errors.js';
+import { asLatchkeyError, errorBody, LatchkeyError } from '../errors.js';
 import { redactQuery, type Logger } from '../log.js';
 import { requestIdFrom } from '../ids.js';
 import {
@@ -17,7 +17,8 @@ import {
   type PipelineDeps,
 } from './pipeline.js';
 import { forward } from './forward.js';
-import { createWebSocketProxy } from './websocket.js';
+import { createWebSocketProxy, writeSocketError } from './websocket.js';
+import type { Connector } from './connector.js';
 
 export interface CallRecord {
   requestId: string;
@@ -40,6 +41,7 @@ export interface CallMeta {
 
 export interface ProxyDeps extends PipelineDeps {
   agent: Dispatcher;
+  connector: Connector;
   log: Logger;
   ca: string[];
   /** Told about every call once it ends (audit, metrics). */
@@ -135,8 +137,8 @@ export function createProxyServer(deps: ProxyDeps): http.Server {
       authorize(call);
       build(call);
       const extra = call.corsOrigin ? { ...corsHeaders(call.corsOrigin), 'x-request-id': call.requestId } : { 'x-request-id': call.requestId };
-      const status = await forward(deps.agent, req, res, call.upstream!, extra);
-      finish(call, status);
+      const result = await forward(deps.agent, req, res, call.upstream!, extra);
+      finish(call, result.status, result.error);
     } catch (err) {
       const status = sendError(call, res, err, deps.log);
       finish(call, status, asLatchkeyError(err).code);
@@ -148,21 +150,21 @@ export function createProxyServer(deps: ProxyDeps): http.Server {
     socket.on('error', () => socket.destroy());
     try {
       tag(call);
+      // Only WebSocket upgrades are proxied: an h2c upgrade would be cut after the fact, so it is refused up front.
+      if (String(req.headers.upgrade ?? '').toLowerCase() !== 'websocket' || req.method !== 'GET') {
+        throw new LatchkeyError('INVALID_TARGET', `only WebSocket upgrades (GET with Upgrade: websocket) are proxied, not ${String(req.headers.upgrade)}`);
+      }
       resolve(call, deps);
       await authenticate(call, deps);
       authorize(call);
       build(call);
-      ws(call, socket, head);
-      finish(call, 101);
+      const result = await ws(call, socket, head);
+      finish(call, result.status, result.error);
     } catch (err) {
       const e = asLatchkeyError(err);
       const status = statusFor(call, e);
-      const body = JSON.stringify(errorBody(e, call.requestId));
-      socket.end(
-        `HTTP/1.1 ${status} ${http.STATUS_CODES[status] ?? ''}\r\ncontent-type: application/json\r\n` +
-          `x-latchkey-error: ${e.code}\r\nx-request-id: ${call.requestId}\r\ncontent-length: ${Buffer.byteLength(body)}\r\n` +
-          `connection: close\r\n\r\n${body}`,
-      );
+      const challenge = status === 407 ? 'proxy-authenticate: Basic realm="latchkey"\r\n' : '';
+      writeSocketError(socket, status, e.code, JSON.stringify(errorBody(e, call.requestId)), `x-request-id: ${call.requestId}\r\n${challenge}`);
       finish(call, status, e.code);
     }
   };
@@ -181,8 +183,15 @@ export function createProxyServer(deps: ProxyDeps): http.Server {
       `HTTP/1.1 501 Not Implemented\r\ncontent-type: text/plain\r\ncontent-length: ${Buffer.byteLength(body)}\r\nconnection: close\r\n\r\n${body}`,
     );
   });
-  server.on('clientError', (_err, socket) => {
-    if (socket.writable) socket.end('HTTP/1.1 400 Bad Request\r\nconnection: close\r\n\r\n');
+  server.on('clientError', (err: NodeJS.ErrnoException, socket) => {
+    if (!socket.writable) return;
+    // Methods node's parser does not know (TRACK among them) never reach the pipeline; say why, coded.
+    if (err.code === 'HPE_INVALID_METHOD') {
+      const e = new LatchkeyError('METHOD_NOT_ALLOWED', 'this method is never forwarded');
+      writeSocketError(socket, 405, e.code, JSON.stringify(errorBody(e, requestIdFrom(undefined))));
+      return;
+    }
+    socket.end('HTTP/1.1 400 Bad Request\r\nconnection: close\r\n\r\n');
   });
   return server;
 }

@@ -3,7 +3,7 @@ import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { loadConfig } from '../../src/config/load.js';
 import { createLogger } from '../../src/log.js';
-import { startApp, type RunningApp } from '../../src/app.js';
+import { startApp, type AppHooks, type RunningApp } from '../../src/app.js';
 import { adminClient, type AdminClient } from './http.js';
 import { tmpDir } from './tmp.js';
 
@@ -20,7 +20,7 @@ export interface TestLatchkey extends RunningApp {
 export const newAdminKey = (): string => `lk_${randomBytes(32).toString('base64url')}`;
 
 /** A real latchkey, in this process, on port 0, with a fresh database in a temp dir. */
-export async function startLatchkey(env: Record<string, string> = {}, dir?: string): Promise<TestLatchkey> {
+export async function startLatchkey(env: Record<string, string> = {}, dir?: string, hooks: AppHooks = {}): Promise<TestLatchkey> {
   const tmp = dir ? { path: dir, cleanup: () => undefined } : tmpDir();
   const adminKey = env.LATCHKEY_ADMIN_KEY ?? newAdminKey();
   const fullEnv = {
@@ -40,7 +40,7 @@ export async function startLatchkey(env: Record<string, string> = {}, dir?: stri
     },
   });
   const config = loadConfig(fullEnv);
-  const app = await startApp(config, createLogger(config.logLevel, sink));
+  const app = await startApp(config, createLogger(config.logLevel, sink), hooks);
   return {
     ...app,
     dir: tmp.path,

@@ -1,7 +1,8 @@
 import { describe, expect, it } from 'vitest';
-import { injectQuery, removeDotSegments, upstreamHeaders } from '../../src/proxy/inject.js';
+import { injectQuery, normalizeUpstreamPath, upstreamHeaders } from '../../src/proxy/inject.js';
 import { mergeHeaders } from '../../src/proxy/plans.js';
-import { hostAllowed, isLinkLocal, parseBaseUrl } from '../../src/hosts.js';
+import { canonicalHostPort, checkBaseUrl, checkHostEntry, hostAllowed, isLinkLocal, parseBaseUrl } from '../../src/hosts.js';
+import { scrubLocation } from '../../src/proxy/forward.js';
 import { redactQuery } from '../../src/log.js';
 
 describe('injectQuery', () => {
@@ -18,16 +19,26 @@ describe('injectQuery', () => {
   });
 });
 
-describe('removeDotSegments', () => {
+describe('normalizeUpstreamPath', () => {
   it.each([
     ['/a/b/../c', '/a/c'],
     ['/../../etc/passwd', '/etc/passwd'],
     ['/%2e%2e/%2E%2e/x', '/x'],
     ['/./a/.', '/a/'],
     ['//evil.example/x', '//evil.example/x'],
-    ['/a/..%2f..%2fb', '/a/..%2f..%2fb'],
+    // Encoded slashes and backslashes separate segments for an upstream that decodes them first.
+    ['/a/..%2f..%2fb', '/b'],
+    ['/..%2f..%2fx', '/x'],
+    ['/a/..%5C..%5Cb', '/b'],
+    ['/a\\..\\..\\b', '/b'],
+    ['/a/%2e%2e%2f%2e%2e%2fb', '/b'],
+    ['/a%2f..', '/'],
+    // Not dot segments: bytes and separators are kept as sent.
+    ['/projects/group%2Fproject/issues', '/projects/group%2Fproject/issues'],
+    ['/v1/a.b%2Fc.d', '/v1/a.b%2Fc.d'],
+    ['/a/...', '/a/...'],
   ])('%s -> %s', (input, output) => {
-    expect(removeDotSegments(input)).toBe(output);
+    expect(normalizeUpstreamPath(input)).toBe(output);
   });
 });
 
@@ -73,6 +84,49 @@ describe('hosts', () => {
     expect(isLinkLocal('fe80::1')).toBe(true);
     expect(isLinkLocal('::ffff:169.254.1.1')).toBe(true);
     expect(isLinkLocal('127.0.0.1')).toBe(false);
+  });
+  it.each([
+    '[::ffff:a9fe:a9fe]',
+    '::ffff:a9fe:a9fe',
+    '0:0:0:0:0:ffff:a9fe:a9fe',
+    '::a9fe:a9fe',
+    '::169.254.169.254',
+    '64:ff9b::a9fe:a9fe',
+    '0xa9fea9fe',
+    '2852039166',
+    '0251.0376.0251.0376',
+    '169.254.43518',
+    '0xa9.0xfe.0xa9.0xfe',
+    '169.254.169.254.',
+    'FE80::1',
+    '[fe80::1%25eth0]',
+    'febf:ffff::1',
+  ])('recognises %s as link-local', (address) => {
+    expect(isLinkLocal(address)).toBe(true);
+  });
+  it.each(['127.0.0.1', '::1', '[::ffff:7f00:1]', 'fec0::1', '169.253.255.255', '169.255.0.1', 'api.example.com', '1password.com', 'abc'])(
+    'does not take %s for link-local',
+    (address) => {
+      expect(isLinkLocal(address)).toBe(false);
+    },
+  );
+  it('writes IP literals one way before comparing hosts', () => {
+    expect(canonicalHostPort('0x7F000001:8080')).toBe('127.0.0.1:8080');
+    expect(canonicalHostPort('[0:0:0:0:0:0:0:1]')).toBe('[::1]');
+    expect(canonicalHostPort('API.Example.com:443')).toBe('api.example.com:443');
+    expect(checkHostEntry('0xa9fea9fe')).toMatch(/link-local/);
+    expect(checkHostEntry('[::ffff:a9fe:a9fe]:80')).toMatch(/link-local/);
+    expect(checkHostEntry('api.example.com:8443')).toBeNull();
+    expect(checkBaseUrl('http://[::ffff:169.254.169.254]/')).toMatch(/link-local/);
+    expect(checkBaseUrl('http://2852039166/')).toMatch(/link-local/);
+  });
+  it('takes injected query credentials out of a redirect Location', () => {
+    const injected: Array<[string, string]> = [['key', 's3cr&t']];
+    expect(scrubLocation('/sub/?x=1&key=s3cr%26t', injected)).toBe('/sub/?x=1');
+    expect(scrubLocation('https://h/sub/?key=s3cr%26t#frag', injected)).toBe('https://h/sub/#frag');
+    expect(scrubLocation('/sub/?copy=s3cr%26t&y=2', injected)).toBe('/sub/?y=2');
+    expect(scrubLocation('/sub/?x=1', injected)).toBe('/sub/?x=1');
+    expect(scrubLocation('/sub/?x=1&key=s3cr%26t', [])).toBe('/sub/?x=1&key=s3cr%26t');
   });
   it('redacts query values in logged paths', () => {
     expect(redactQuery('/x?api_key=secret&b=2')).toBe('/x?api_key=[redacted]&b=[redacted]');
