@@ -61,7 +61,7 @@ function observeCall(metrics: Metrics, auditLog: AuditLog): (rec: CallRecord, me
     const integration = known ? (rec.integrationId as string) : 'unknown';
     metrics.countCall(integration, rec.status, rec.error ? null : rec.ms / 1000);
     if (rec.error) metrics.injectionFailures.inc({ code: rec.error });
-    auditLog.call({
+    const entry = {
       // Stamped when the call ends: the queue, and so every stored batch, is then in time order.
       time: auditTime(),
       requestId: rec.requestId,
@@ -74,7 +74,11 @@ function observeCall(metrics: Metrics, auditLog: AuditLog): (rec: CallRecord, me
       path: rec.path,
       status: rec.status,
       durationMs: rec.ms,
-    });
+      error: rec.error ?? null,
+    };
+    // No valid key: anyone could be sending these, so they are sampled, not all stored.
+    if (rec.keyId === null) auditLog.refused(entry);
+    else auditLog.call(entry);
   };
 }
 
@@ -125,7 +129,8 @@ export async function startApp(config: Config, log: Logger, hooks: AppHooks = {}
       plans: new PlanCache(store),
       authn,
       clientAuth: config.proxy.clientAuth,
-      originGranted: (origin, integrationId) => store.widgetGrants.allowed(origin, integrationId),
+      // A preflight is answered only for tokens whose minting key is still valid.
+      originGranted: (origin, integrationId) => store.widgetGrants.grantingKeys(origin, integrationId).some((keyId) => keys.isActive(keyId)),
       agent,
       connector,
       log,

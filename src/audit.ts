@@ -7,13 +7,19 @@
 import { Worker } from 'node:worker_threads';
 import { fileURLToPath } from 'node:url';
 import type { Store } from './store/store.js';
-import { auditTimeOf, auditTuple, type AuditEntry, type AuditTuple } from './store/audit.js';
+import { auditTime, auditTimeOf, auditTuple, type AuditEntry, type AuditTuple } from './store/audit.js';
 import type { WriterMessage, WriterReply } from './audit-writer.js';
 import type { Logger } from './log.js';
 
 const FLUSH_MS = 250;
 const FLUSH_ROWS = 500;
 const PURGE_MS = 3600_000;
+/**
+ * Calls refused before a valid key was shown can come from anyone (a web page
+ * sending no-cors requests included): per minute, this many are kept as rows
+ * and the rest are counted in one summary row, so they cannot fill the disk.
+ */
+export const REFUSALS_KEPT_PER_MINUTE = 20;
 
 /** The compiled worker; from TypeScript sources (tests) it is the one `npm test` built into dist/. */
 function writerFile(): string {
@@ -31,6 +37,9 @@ export class AuditLog {
   private nextSync = 0;
   /** Set when the writer thread is gone: rows are then written here, and nobody waits on it. */
   private writerGone = false;
+  private refusalMinute = 0;
+  private refusalsKept = 0;
+  private refusalsCounted = 0;
 
   constructor(
     private readonly store: Store,
@@ -70,12 +79,50 @@ export class AuditLog {
     if (this.queue.length >= FLUSH_ROWS) this.flush();
   }
 
+  /** A call refused before any valid key was shown: sampled, the rest counted (REFUSALS_KEPT_PER_MINUTE). */
+  refused(entry: AuditEntry): void {
+    const minute = Math.floor(Date.now() / 60_000);
+    if (minute !== this.refusalMinute) this.closeRefusalMinute(minute);
+    if (this.refusalsKept < REFUSALS_KEPT_PER_MINUTE) {
+      this.refusalsKept++;
+      this.call(entry);
+    } else {
+      this.refusalsCounted++;
+    }
+  }
+
+  /** One summary row for the refusals of the minute that ended (none if all were kept). */
+  private closeRefusalMinute(minute: number): void {
+    if (this.refusalsCounted > 0) {
+      this.call({
+        time: auditTime(),
+        requestId: null,
+        keyId: null,
+        action: 'proxy.refused',
+        integrationId: null,
+        authId: null,
+        method: null,
+        host: null,
+        path: null,
+        status: null,
+        durationMs: null,
+        error: null,
+        count: this.refusalsCounted,
+      });
+    }
+    this.refusalMinute = minute;
+    this.refusalsKept = 0;
+    this.refusalsCounted = 0;
+  }
+
   /** An admin change: written now. */
   change(entry: AuditEntry): void {
     this.store.audit.insertMany([entry]);
   }
 
   flush(): void {
+    const minute = Math.floor(Date.now() / 60_000);
+    if (this.refusalsCounted > 0 && minute !== this.refusalMinute) this.closeRefusalMinute(minute);
     if (this.queue.length === 0) return;
     const rows = this.queue;
     this.queue = [];
@@ -114,6 +161,7 @@ export class AuditLog {
   /** Writes what is queued and stops the writer. */
   async close(): Promise<void> {
     for (const t of this.timers) clearInterval(t);
+    this.closeRefusalMinute(0);
     // Hold the process open until the last rows are written.
     this.worker.ref();
     await this.synced();

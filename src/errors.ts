@@ -51,14 +51,22 @@ export class LatchkeyError extends Error {
   readonly code: ErrorCode;
   readonly status: number;
   readonly details: ErrorDetail[] | undefined;
+  /** RATE_LIMITED: sent as Retry-After by whichever listener answers. */
+  readonly retryAfterSeconds: number | undefined;
 
-  constructor(code: ErrorCode, message: string, details?: ErrorDetail[]) {
+  constructor(code: ErrorCode, message: string, details?: ErrorDetail[], extra?: { retryAfterSeconds?: number }) {
     super(message);
     this.name = 'LatchkeyError';
     this.code = code;
     this.status = ERROR_STATUS[code];
     this.details = details;
+    this.retryAfterSeconds = extra?.retryAfterSeconds;
   }
+}
+
+/** Headers that belong to an error answer, on either listener. */
+export function errorHeaders(err: LatchkeyError): Record<string, string> {
+  return err.retryAfterSeconds === undefined ? {} : { 'retry-after': String(Math.max(1, Math.ceil(err.retryAfterSeconds))) };
 }
 
 /** A VALIDATION_ERROR whose message lists every problem, field first. */

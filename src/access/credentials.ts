@@ -11,7 +11,14 @@ export class Authenticator {
 
   async resolve(secret: string): Promise<Principal> {
     if (looksLikeKey(secret)) return this.keys.verify(secret);
-    if (looksLikeJwt(secret)) return this.tokens.verify(secret);
+    if (looksLikeJwt(secret)) {
+      const principal = await this.tokens.verify(secret);
+      // A widget token is only as alive as the key that minted it (revoked or expired: ended at once).
+      if (!this.keys.isActive(principal.keyId)) {
+        throw new LatchkeyError('INVALID_TOKEN', 'the token is invalid or has expired');
+      }
+      return principal;
+    }
     throw new LatchkeyError('INVALID_AUTH_FORMAT', 'expected an lk_ API key or a JWT');
   }
 

@@ -32,6 +32,8 @@ export class KeyVerifier {
   /** Presented key -> principal (null: unknown or revoked); dropped when the database changes. */
   private cache = new Map<string, Principal | null>();
   private cacheVersion = -1;
+  /** keyId -> expiry of an active key (null: unknown or revoked), for widget tokens. */
+  private byId = new Map<string, { expiresAt: string | null } | null>();
   /** keyId -> last use, flushed to the database in batches. */
   readonly lastUsed = new Map<string, number>();
 
@@ -39,12 +41,31 @@ export class KeyVerifier {
     this.bootstrapHash = bootstrapKey ? hashKey(bootstrapKey) : null;
   }
 
-  verify(key: string): Principal {
+  /** Drops every cached answer when the database changed (here or in another process). */
+  private fresh(): void {
     const version = this.store.version();
-    if (version !== this.cacheVersion || this.cache.size > MAX_CACHED_KEYS) {
+    if (version !== this.cacheVersion || this.cache.size > MAX_CACHED_KEYS || this.byId.size > MAX_CACHED_KEYS) {
       this.cache = new Map();
+      this.byId = new Map();
       this.cacheVersion = version;
     }
+  }
+
+  /** Whether the key with this id is still valid: not revoked, not expired (widget tokens live only that long). */
+  isActive(keyId: string): boolean {
+    this.fresh();
+    if (keyId === BOOTSTRAP_KEY_ID) return this.bootstrapHash !== null;
+    let found = this.byId.get(keyId);
+    if (found === undefined) {
+      const rec = this.store.apiKeys.get(keyId);
+      found = rec && !rec.revokedAt ? { expiresAt: rec.expiresAt } : null;
+      this.byId.set(keyId, found);
+    }
+    return found !== null && (!found.expiresAt || Date.parse(found.expiresAt) > Date.now());
+  }
+
+  verify(key: string): Principal {
+    this.fresh();
     // Keyed by the presented key itself: hashing on every call cost more than the rest of the check.
     let found: Principal | null | undefined = this.cache.get(key);
     if (found === undefined) {

@@ -5,6 +5,7 @@
 import { SignJWT, jwtVerify, errors as joseErrors } from 'jose';
 import { LatchkeyError } from '../errors.js';
 import type { Principal } from './principal.js';
+import { base62 } from '../ids.js';
 
 const ISSUER = 'latchkey';
 const AUDIENCE = 'latchkey-proxy';
@@ -15,8 +16,10 @@ export interface WidgetGrant {
   integrations: string[];
   origins: string[];
   ttlSeconds: number;
-  /** The key that minted it, for the audit trail. */
+  /** The key that minted it: the token is valid only while that key is. */
   mintedBy: string;
+  /** That key's own expiry: a token never outlives it. */
+  keyExpiresAt: string | null;
 }
 
 export class TokenService {
@@ -35,24 +38,33 @@ export class TokenService {
     return this.secret;
   }
 
-  async mint(grant: WidgetGrant): Promise<{ token: string; expiresAt: string }> {
+  async mint(grant: WidgetGrant): Promise<{ token: string; expiresAt: string; tokenId: string }> {
     const secret = this.requireSecret();
-    const exp = Math.floor(Date.now() / 1000) + grant.ttlSeconds;
+    let exp = Math.floor(Date.now() / 1000) + grant.ttlSeconds;
+    if (grant.keyExpiresAt) exp = Math.min(exp, Math.floor(Date.parse(grant.keyExpiresAt) / 1000));
+    const tokenId = `wt_${base62(16)}`;
     const token = await new SignJWT({ scope: grant.integrations, origins: grant.origins })
       .setProtectedHeader({ alg: 'HS256', typ: 'JWT' })
       .setIssuer(ISSUER)
       .setAudience(AUDIENCE)
       .setSubject(grant.mintedBy)
       .setIssuedAt()
+      .setJti(tokenId)
       .setExpirationTime(exp)
       .sign(secret);
-    return { token, expiresAt: new Date(exp * 1000).toISOString() };
+    return { token, expiresAt: new Date(exp * 1000).toISOString(), tokenId };
   }
 
   async verify(token: string): Promise<Principal> {
     const secret = this.requireSecret();
     try {
-      const { payload } = await jwtVerify(token, secret, { algorithms: ['HS256'], issuer: ISSUER, audience: AUDIENCE });
+      // A token without exp would never end: refused, like one without a minting key.
+      const { payload } = await jwtVerify(token, secret, {
+        algorithms: ['HS256'],
+        issuer: ISSUER,
+        audience: AUDIENCE,
+        requiredClaims: ['exp', 'sub'],
+      });
       const scope = payload.scope;
       const origins = payload.origins;
       if (!isStringList(scope) || !isStringList(origins) || typeof payload.sub !== 'string') {

@@ -4,6 +4,7 @@ import { parseNewKey } from '../access/api-key-input.js';
 import { mayUseIntegration, type Principal } from '../access/principal.js';
 import { DEFAULT_TTL_SECONDS, MAX_TTL_SECONDS } from '../access/tokens.js';
 import type { ApiKeyRecord } from '../store/api-keys.js';
+import { MAX_LIVE_GRANTS_PER_KEY } from '../store/widget-grants.js';
 import { auditTimeOf, decodeAuditCursor } from '../store/audit.js';
 import { parsePaging } from './integration-routes.js';
 import { auditChange, type AdminContext } from './context.js';
@@ -109,10 +110,24 @@ export function accessRoutes(app: FastifyInstance, ctx: AdminContext): void {
       if (!ctx.authn.tokens.configured) throw new LatchkeyError('JWT_NOT_CONFIGURED', 'widget tokens need LATCHKEY_JWT_SECRET');
       const minter = req.principal as Principal;
       const grant = parseTokenRequest(req.body, minter);
-      const minted = await ctx.authn.tokens.mint({ ...grant, mintedBy: minter.keyId });
-      store.widgetGrants.grant(grant.origins, grant.integrations, minted.expiresAt);
+      // Each token writes one grant row; a key may hold only so many live ones (preflights read them).
+      const live = store.widgetGrants.live(minter.keyId);
+      if (live.count >= MAX_LIVE_GRANTS_PER_KEY) {
+        const wait = live.soonest ? (Date.parse(live.soonest) - Date.now()) / 1000 : 60;
+        throw new LatchkeyError('RATE_LIMITED', `this key holds ${live.count} unexpired widget tokens, the most it may`, undefined, {
+          retryAfterSeconds: wait,
+        });
+      }
+      const minted = await ctx.authn.tokens.mint({ ...grant, mintedBy: minter.keyId, keyExpiresAt: minter.expiresAt ?? null });
+      store.widgetGrants.grant({
+        tokenId: minted.tokenId,
+        keyId: minter.keyId,
+        origins: grant.origins,
+        integrations: grant.integrations,
+        expiresAt: minted.expiresAt,
+      });
       auditChange(ctx, req, 'token.mint', {});
-      return reply.code(201).send(minted);
+      return reply.code(201).send({ token: minted.token, expiresAt: minted.expiresAt });
     },
   );
 

@@ -1,5 +1,5 @@
 import Fastify, { type FastifyError, type FastifyInstance } from 'fastify';
-import { LatchkeyError, errorBody } from '../errors.js';
+import { LatchkeyError, errorBody, errorHeaders } from '../errors.js';
 import { requestIdFrom } from '../ids.js';
 import { fromFastifyError } from './errors.js';
 import { integrationRoutes } from './integration-routes.js';
@@ -30,7 +30,7 @@ export function buildAdminServer(ctx: AdminContext): FastifyInstance {
     const e = fromFastifyError(err);
     // Only the name and code of an unexpected error: its message could quote input.
     if (e.code === 'INTERNAL_ERROR') ctx.log.error({ requestId: req.id, errName: err.name, errCode: err.code }, 'admin request failed');
-    void reply.code(e.status).send(errorBody(e, req.id));
+    void reply.code(e.status).headers(errorHeaders(e)).send(errorBody(e, req.id));
   });
   app.setNotFoundHandler((req, reply) => {
     const e = new LatchkeyError('NOT_FOUND', `no route for ${req.method} ${req.url.split('?')[0]}`);

@@ -1,7 +1,7 @@
 import http, { type IncomingMessage, type ServerResponse } from 'node:http';
 import type { Duplex } from 'node:stream';
 import type { Dispatcher } from 'undici';
-import { asLatchkeyError, errorBody, LatchkeyError } from '../errors.js';
+import { asLatchkeyError, errorBody, errorHeaders, LatchkeyError } from '../errors.js';
 import { redactQuery, type Logger } from '../log.js';
 import { requestIdFrom } from '../ids.js';
 import {
@@ -89,6 +89,7 @@ function sendError(call: Call, res: ServerResponse, err: unknown, log: Logger): 
     'content-length': Buffer.byteLength(body),
     'x-latchkey-error': e.code,
     'x-request-id': call.requestId,
+    ...errorHeaders(e),
   };
   if (status === 407) headers['proxy-authenticate'] = 'Basic realm="latchkey"';
   if (call.corsOrigin) Object.assign(headers, corsHeaders(call.corsOrigin));
@@ -97,16 +98,23 @@ function sendError(call: Call, res: ServerResponse, err: unknown, log: Logger): 
   return status;
 }
 
+/** Caller-chosen text (an id, a path, a host) is kept to this many characters in logs and audit rows. */
+const MAX_ID = 64;
+const MAX_TEXT = 512;
+const bounded = (value: string, max: number): string => (value.length <= max ? value : `${value.slice(0, max)}…`);
+
 function record(call: Call, status: number, error?: string): CallRecord {
+  const host = call.upstream?.hostname ?? call.target ?? call.plan?.base.host ?? null;
   return {
     requestId: call.requestId,
-    integrationId: call.integrationId,
+    // An id that is too long to be valid is never stored verbatim.
+    integrationId: call.integrationId === null ? null : bounded(call.integrationId, MAX_ID),
     keyId: call.principal?.keyId ?? null,
     authId: call.auth?.authId ?? null,
     method: call.req.method ?? 'GET',
-    host: call.upstream?.hostname ?? call.target ?? call.plan?.base.host ?? null,
+    host: host === null ? null : bounded(host, MAX_TEXT),
     // Query values can hold secrets (an API key in the query): only names are kept.
-    path: redactQuery(call.query ? `${call.path}?${call.query}` : call.path),
+    path: bounded(redactQuery(call.query ? `${call.path}?${call.query}` : call.path), MAX_TEXT),
     status,
     ms: Math.round((performance.now() - call.started) * 10) / 10,
     mode: call.mode,

@@ -14,6 +14,10 @@ export interface AuditEntry {
   path: string | null;
   status: number | null;
   durationMs: number | null;
+  /** Proxied calls: the proxy's error code when the call was refused or did not complete. */
+  error?: string | null;
+  /** Summary rows: how many refusals this row stands for. */
+  count?: number;
 }
 
 interface Row {
@@ -91,9 +95,31 @@ export interface AuditQuery {
 }
 
 /** An entry as its values in column order: the form call rows are queued, shipped and stored in. */
-export type AuditTuple = [string, string | null, string | null, string, string | null, string | null, string | null, string | null, string | null, number | null, number | null];
+export type AuditTuple = [
+  string,
+  string | null,
+  string | null,
+  string,
+  string | null,
+  string | null,
+  string | null,
+  string | null,
+  string | null,
+  number | null,
+  number | null,
+  // Call rows only (JSON in a batch, no column): error code, then the count of a summary row.
+  (string | null)?,
+  number?,
+];
 
-export const auditTuple = (e: AuditEntry): AuditTuple => [
+export const auditTuple = (e: AuditEntry): AuditTuple => {
+  const t = columnTuple(e);
+  if (e.count !== undefined) t.push(e.error ?? null, e.count);
+  else if (e.error) t.push(e.error);
+  return t;
+};
+
+const columnTuple = (e: AuditEntry): AuditTuple => [
   e.time,
   e.requestId,
   e.keyId,
@@ -107,19 +133,24 @@ export const auditTuple = (e: AuditEntry): AuditTuple => [
   e.durationMs,
 ];
 
-const fromTuple = (t: AuditTuple): AuditEntry => ({
-  time: t[0],
-  requestId: t[1],
-  keyId: t[2],
-  action: t[3],
-  integrationId: t[4],
-  authId: t[5],
-  method: t[6],
-  host: t[7],
-  path: t[8],
-  status: t[9],
-  durationMs: t[10],
-});
+const fromTuple = (t: AuditTuple): AuditEntry => {
+  const e: AuditEntry = {
+    time: t[0],
+    requestId: t[1],
+    keyId: t[2],
+    action: t[3],
+    integrationId: t[4],
+    authId: t[5],
+    method: t[6],
+    host: t[7],
+    path: t[8],
+    status: t[9],
+    durationMs: t[10],
+  };
+  if (t[11]) e.error = t[11];
+  if (t[12] !== undefined) e.count = t[12];
+  return e;
+};
 
 interface Ranked {
   time: string;
@@ -172,7 +203,7 @@ export class AuditRepo {
   /** Admin changes, one row each. */
   insertMany(entries: AuditEntry[]): void {
     this.db.transaction(() => {
-      for (const e of entries) this.insertStmt.run(auditTuple(e));
+      for (const e of entries) this.insertStmt.run(columnTuple(e));
     })();
   }
 

@@ -93,6 +93,20 @@ const MIGRATIONS: string[] = [
   ) STRICT;
   CREATE INDEX audit_call_batches_by_time ON audit_call_batches (last_time);
   `,
+  `
+  -- One grant per widget token (its origins and integrations as JSON lists),
+  -- bound to the key that minted it: a revoked or expired key ends its grants.
+  DROP TABLE widget_grants;
+  CREATE TABLE widget_grants (
+    token_id     TEXT PRIMARY KEY,
+    key_id       TEXT NOT NULL,
+    origins      TEXT NOT NULL,
+    integrations TEXT NOT NULL,
+    expires_at   TEXT NOT NULL
+  ) STRICT;
+  CREATE INDEX widget_grants_by_key ON widget_grants (key_id, expires_at);
+  CREATE INDEX widget_grants_by_expiry ON widget_grants (expires_at);
+  `,
 ];
 
 export const SCHEMA_VERSION = MIGRATIONS.length;
