@@ -1,4 +1,4 @@
-import { chmodSync, mkdirSync, writeFileSync } from 'node:fs';
+import { chmodSync, mkdirSync, statSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import type { AddressInfo } from 'node:net';
 import type { FastifyInstance } from 'fastify';
@@ -28,6 +28,14 @@ export interface RunningApp {
   stop: () => Promise<void>;
   /** After the grace period: drop the connections that are still open. */
   forceClose: () => void;
+}
+
+/** The master key opens every credential: a key file that others on the host can read is worth a warning at every start. */
+function warnIfShared(file: string, log: Logger): void {
+  const mode = statSync(file).mode & 0o777;
+  if ((mode & 0o077) !== 0) {
+    log.warn({ file, mode: `0${mode.toString(8)}` }, 'the master key file is readable by group or others: chmod 600 it');
+  }
 }
 
 /** Where the generated bootstrap admin key goes: beside the database. */
@@ -96,6 +104,7 @@ export async function startApp(config: Config, log: Logger, hooks: AppHooks = {}
   if (store.masterKeySource === 'generated') {
     log.warn({ file: config.masterKeyFile }, 'no master key was given: a new one was generated into the file; back it up');
   }
+  if (store.masterKeySource === 'file') warnIfShared(config.masterKeyFile, log);
   let admin: FastifyInstance | undefined;
   let proxy: Server | undefined;
   let auditLog: AuditLog | undefined;

@@ -6,7 +6,7 @@ import { createLogger } from './log.js';
 import { startApp } from './app.js';
 import { initSodium } from './crypto/seal.js';
 import { MasterKeyError, generateMasterKeyFile, readMasterKeyFile } from './crypto/master-key.js';
-import { DatabaseError, openDatabase } from './store/db.js';
+import { DatabaseError, backupTo, openDatabase } from './store/db.js';
 import { Store, replaceKeyFile } from './store/store.js';
 import { keysCommand } from './cli-keys.js';
 import { catalogTable } from './catalog/table.js';
@@ -94,7 +94,7 @@ async function backup(config: Config, file: string | undefined): Promise<void> {
   // The copy holds only sealed blobs, so taking it needs no master key.
   const db = openDatabase(config.db);
   try {
-    await db.backup(file);
+    await backupTo(db, file);
   } finally {
     db.close();
   }

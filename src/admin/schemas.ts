@@ -3,7 +3,7 @@
  * Rules that depend on other fields (authType, baseUrl vs allowedHosts) live
  * in the route handlers. `description` holds the problem text for a pattern.
  */
-import { HEADER_VALUE_PATTERN, MAX_STATIC_HEADERS, TOKEN_PATTERN } from '../credentials/headers.js';
+import { HEADER_VALUE_PATTERN, HEADER_VALUE_PROBLEM, MAX_STATIC_HEADERS, TOKEN_PATTERN } from '../credentials/headers.js';
 
 export const INTEGRATION_ID_PATTERN = '^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$';
 const INTEGRATION_ID = new RegExp(INTEGRATION_ID_PATTERN);
@@ -26,7 +26,7 @@ export const headersSchema = {
         type: 'string',
         maxLength: 8192,
         pattern: HEADER_VALUE_PATTERN,
-        description: 'must not contain CR, LF, NUL or other control characters',
+        description: HEADER_VALUE_PROBLEM,
       },
     },
   },

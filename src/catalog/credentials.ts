@@ -6,7 +6,7 @@
  */
 import type { Dispatcher } from 'undici';
 import { LatchkeyError, validationError, type ErrorDetail } from '../errors.js';
-import { HEADER_VALUE_PATTERN } from '../credentials/headers.js';
+import { HEADER_VALUE_PATTERN, HEADER_VALUE_PROBLEM } from '../credentials/headers.js';
 import { render } from '../credentials/template.js';
 import { checkBaseUrl, hostAllowed, type ParsedBaseUrl } from '../hosts.js';
 import { newIntegrationId } from '../ids.js';
@@ -64,7 +64,7 @@ function checkFields(p: CompiledProvider, req: CredentialRequest): Record<string
     } else if (typeof raw !== 'string' || raw.length === 0 || raw.length > MAX_VALUE) {
       details.push({ field, problem: `must be a string of 1 to ${MAX_VALUE} characters` });
     } else if (!VALUE.test(raw)) {
-      details.push({ field, problem: 'must not contain control characters' });
+      details.push({ field, problem: HEADER_VALUE_PROBLEM });
     } else if (urlFields.has(name) && !URL_FIELD_VALUE.test(raw.toLowerCase())) {
       // It becomes part of a host name: only a plain label, so it cannot point elsewhere.
       details.push({ field, problem: 'must be a host label (letters, digits and "-")' });

@@ -4,7 +4,14 @@
  * to. The plan is the only thing the proxy's hot path runs.
  */
 import { validationError, type ErrorDetail } from '../errors.js';
-import { TOKEN_PATTERN, type StaticHeader } from './headers.js';
+import {
+  CONTROL_CHARACTERS,
+  HEADER_VALUE_PATTERN,
+  HEADER_VALUE_PROBLEM,
+  TOKEN_PATTERN,
+  isForbiddenStaticHeader,
+  type StaticHeader,
+} from './headers.js';
 import type { InjectionTemplate } from './template.js';
 
 export const AUTH_TYPES = ['NO_AUTH', 'BASIC_AUTH', 'BEARER_TOKEN', 'API_KEY'] as const;
@@ -57,11 +64,31 @@ function lengthProblem(details: ErrorDetail[], field: string, value: string | un
   else if (value.length > max) details.push({ field, problem: `must be at most ${max} characters` });
 }
 
+const HEADER_VALUE = new RegExp(HEADER_VALUE_PATTERN);
+const HEADER_NAME = new RegExp(TOKEN_PATTERN);
+
+/**
+ * A credential value is checked like the header value it becomes, when it is
+ * stored: a CR/LF or a character outside Latin-1 would otherwise be accepted
+ * and make every later call fail with an error that blames the upstream. A
+ * value placed in the query is URL-encoded, so only control characters matter.
+ */
+function valueProblem(details: ErrorDetail[], field: string, value: string | undefined, inHeader: boolean): void {
+  if (value === undefined) return;
+  if (inHeader ? !HEADER_VALUE.test(value) : CONTROL_CHARACTERS.test(value)) {
+    details.push({ field, problem: inHeader ? HEADER_VALUE_PROBLEM : 'must not contain control characters' });
+  }
+}
+
 function checkApiKeyName(details: ErrorDetail[], key: string | undefined, position: ApiKeyPosition): void {
   lengthProblem(details, 'apiKey.key', key, LIMITS.apiKeyName);
+  if (!key || position !== 'header') return;
   // A header name that is not a token could split the request; a query name is URL-encoded instead.
-  if (key && position === 'header' && !new RegExp(TOKEN_PATTERN).test(key)) {
+  if (!HEADER_NAME.test(key)) {
     details.push({ field: 'apiKey.key', problem: 'must be an RFC 9110 token when position is header' });
+  } else if (isForbiddenStaticHeader(key) || key.toLowerCase().startsWith('x-latchkey-')) {
+    // Framing and routing headers cannot carry a credential: Host or Content-Length from a record could smuggle a request.
+    details.push({ field: 'apiKey.key', problem: `${key} cannot carry a credential` });
   }
 }
 
@@ -88,6 +115,7 @@ export function credentialForCreate(authType: AuthType, input: CredentialInput):
   if (authType === 'BEARER_TOKEN') {
     require('token', input.token);
     lengthProblem(details, 'token', input.token, LIMITS.token);
+    valueProblem(details, 'token', input.token, true);
     secrets.token = input.token;
   } else if (authType === 'BASIC_AUTH') {
     require('username', input.username);
@@ -103,6 +131,7 @@ export function credentialForCreate(authType: AuthType, input: CredentialInput):
       const position = (input.apiKey.position ?? 'header') as ApiKeyPosition;
       checkApiKeyName(details, input.apiKey.key, position);
       lengthProblem(details, 'apiKey.value', input.apiKey.value, LIMITS.apiKeyValue);
+      valueProblem(details, 'apiKey.value', input.apiKey.value, position === 'header');
       apiKey = { key: input.apiKey.key ?? '', position };
       secrets.apiKeyValue = input.apiKey.value;
     }
@@ -139,10 +168,13 @@ export function credentialForPatch(
     if (input.apiKey.value !== undefined) secrets.apiKeyValue = input.apiKey.value;
   }
   lengthProblem(details, 'token', input.token, LIMITS.token);
+  valueProblem(details, 'token', input.token, true);
   basicProblems(details, input);
   if (input.apiKey && apiKey) {
     checkApiKeyName(details, apiKey.key, apiKey.position);
     lengthProblem(details, 'apiKey.value', input.apiKey.value, LIMITS.apiKeyValue);
+    // A stored value moved into a header by a position change is checked as a header value too.
+    valueProblem(details, 'apiKey.value', input.apiKey.value ?? secrets.apiKeyValue, apiKey.position === 'header');
   }
   if (details.length > 0) throw validationError(details);
   const secretsChanged =

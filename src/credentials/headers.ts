@@ -5,8 +5,15 @@
 
 /** RFC 9110 token: the only shape a header name (or a header-placed API key name) may have. */
 export const TOKEN_PATTERN = "^[!#$%&'*+.^_`|~0-9A-Za-z-]+$";
-/** No CR, LF, NUL or other control character except HTAB: they would split or corrupt the request. */
-export const HEADER_VALUE_PATTERN = '^[^\\u0000-\\u0008\\u000A-\\u001F\\u007F]*$';
+/**
+ * What a header value may hold: HTAB, visible ASCII, space and Latin-1 (RFC
+ * 9110 field-vchar and obs-text). CR, LF, NUL and other controls would split
+ * or corrupt the request; anything above U+00FF cannot be sent at all.
+ */
+export const HEADER_VALUE_PATTERN = '^[\\t\\u0020-\\u007E\\u0080-\\u00FF]*$';
+export const HEADER_VALUE_PROBLEM = 'must be visible ASCII or Latin-1 text (no CR, LF, NUL or other control characters)';
+/** Values that travel URL-encoded (query parameters) only need to be free of control characters. */
+export const CONTROL_CHARACTERS = /[\u0000-\u001F\u007F]/;
 
 export const MAX_STATIC_HEADERS = 50;
 

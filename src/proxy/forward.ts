@@ -156,14 +156,17 @@ export async function forward(
     );
     return { status };
   } catch (err) {
-    if (gone.aborted) {
+    // undici destroys the response stream when the upstream fails, which looks like the client
+    // leaving; only an abort error (ours) says the client really went away.
+    const code = (err as { code?: string }).code;
+    if (gone.aborted && (err === gone.reason || code === 'UND_ERR_ABORTED')) {
       res.destroy();
       return { status: status || 499, error: 'CLIENT_CLOSED' };
     }
-    if (res.headersSent) {
+    if (res.headersSent || gone.aborted) {
       // The answer had started: the client sees a cut connection, the audit row sees why.
       res.destroy();
-      return { status, error: upstreamError(err, up.hostname).code };
+      return { status: status || 502, error: upstreamError(err, up.hostname).code };
     }
     throw upstreamError(err, up.hostname);
   }

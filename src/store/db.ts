@@ -1,4 +1,4 @@
-import { chmodSync, existsSync, mkdirSync } from 'node:fs';
+import { chmodSync, closeSync, existsSync, mkdirSync, openSync } from 'node:fs';
 import { dirname } from 'node:path';
 import Database from 'better-sqlite3';
 
@@ -155,6 +155,17 @@ function migrate(db: Db, from: number): void {
     for (let v = from; v < SCHEMA_VERSION; v++) db.exec(MIGRATIONS[v] as string);
     db.pragma(`user_version = ${SCHEMA_VERSION}`);
   })();
+}
+
+/**
+ * A consistent online copy (SQLite's backup API), safe while serving. The
+ * file is created 0600 before SQLite writes to it: a copy of the database is
+ * nobody else's business either, whatever the umask.
+ */
+export async function backupTo(db: Db, file: string): Promise<void> {
+  closeSync(openSync(file, 'wx', 0o600));
+  chmodSync(file, 0o600);
+  await db.backup(file);
 }
 
 export const nowIso = (): string => new Date().toISOString();

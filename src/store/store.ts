@@ -1,6 +1,6 @@
 import { existsSync, renameSync, writeFileSync } from 'node:fs';
 import type { Db } from './db.js';
-import { openDatabase } from './db.js';
+import { DatabaseError, backupTo, openDatabase } from './db.js';
 import { IntegrationRepo } from './integrations.js';
 import { AuthRecordRepo } from './auth-records.js';
 import { ApiKeyRepo } from './api-keys.js';
@@ -70,6 +70,9 @@ export class Store {
       return store;
     } catch (err) {
       db.close();
+      // A damaged file shows up at its first read: say which file it is.
+      const code = (err as { code?: string }).code ?? '';
+      if (code.startsWith('SQLITE_')) throw new DatabaseError(`database ${options.dbPath}: ${(err as Error).message} (${code})`);
       throw err;
     }
   }
@@ -123,7 +126,7 @@ export class Store {
   /** A consistent online copy (SQLite's backup API), safe while serving. */
   async backup(file: string): Promise<void> {
     if (existsSync(file)) throw new Error(`${file} already exists`);
-    await this.db.backup(file);
+    await backupTo(this.db, file);
   }
 
   close(): void {

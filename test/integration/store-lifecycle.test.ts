@@ -1,4 +1,4 @@
-import { readFileSync, writeFileSync, existsSync, statSync } from 'node:fs';
+import { chmodSync, readFileSync, writeFileSync, existsSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { afterEach, describe, expect, it } from 'vitest';
@@ -100,6 +100,22 @@ describe('start-up failures', () => {
     writeFileSync(cfg, JSON.stringify({ admin: { addr: '127.0.0.1:0' } }));
     const ok = await runCli(['check-config'], env);
     expect(ok.code).toBe(0);
+  });
+
+  it('a master key file readable by others: a warning at start, naming the file, never the key', async () => {
+    const dir = newDir();
+    const env = serverEnv(dir);
+    const first = await startServer(env);
+    first.child.kill('SIGTERM');
+    await first.exited;
+    expect(first.output()).not.toContain('readable by group or others');
+    chmodSync(env.LATCHKEY_MASTER_KEY_FILE as string, 0o644);
+    const second = await startServer(env);
+    second.child.kill('SIGTERM');
+    await second.exited;
+    const warning = second.output().split('\n').find((l) => l.includes('readable by group or others'));
+    expect(warning).toContain('master.key');
+    expect(warning).not.toContain(readFileSync(env.LATCHKEY_MASTER_KEY_FILE as string, 'utf8').trim());
   });
 
   it('an unreadable database: exit non-zero naming it, file unchanged, no key generated', async () => {
@@ -204,6 +220,8 @@ describe('rotate-master-key and backup', () => {
     const copy = join(dir, 'backup.db');
     const res = await runCli(['backup', copy], env);
     expect(res.code).toBe(0);
+    // Created 0600 whatever the umask: a copy of the database is as private as the database.
+    expect(statSync(copy).mode & 0o777).toBe(0o600);
     // The server keeps serving during and after the backup.
     expect((await admin.get('/v1/integrations/b')).status).toBe(200);
     server.child.kill('SIGTERM');
