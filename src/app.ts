@@ -9,7 +9,7 @@ import { Store } from './store/store.js';
 import { KeyVerifier } from './access/principal.js';
 import { TokenService } from './access/tokens.js';
 import { Authenticator } from './access/credentials.js';
-import { buildAdminServer } from './admin/server.js';
+import { buildAdminServer, registeredRoutes, type RegisteredRoute } from './admin/server.js';
 import { createProxyServer } from './proxy/server.js';
 import { Connector, type ConnectorOptions } from './proxy/connector.js';
 import { PlanCache } from './proxy/plans.js';
@@ -25,6 +25,8 @@ export interface RunningApp {
   proxyUrl: string;
   adminUrl: string;
   store: Store;
+  /** The admin listener's routes (for the OpenAPI completeness test). */
+  adminRoutes: () => RegisteredRoute[];
   stop: () => Promise<void>;
   /** After the grace period: drop the connections that are still open. */
   forceClose: () => void;
@@ -162,6 +164,7 @@ export async function startApp(config: Config, log: Logger, hooks: AppHooks = {}
       proxyUrl,
       adminUrl,
       store,
+      adminRoutes: () => [...(registeredRoutes.get(adminApp) ?? [])],
       stop: async () => {
         clearInterval(flush);
         ready = false;

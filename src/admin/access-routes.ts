@@ -35,6 +35,7 @@ const apiKeyBody = {
     integrations: { type: 'array', items: { type: 'string' } },
     expiresAt: { type: ['string', 'null'] },
   },
+  examples: [{ name: 'ci-agent', role: 'agent', integrations: ['github'], expiresAt: '2030-01-01T00:00:00.000Z' }],
 } as const;
 
 const tokenBody = {
@@ -46,6 +47,7 @@ const tokenBody = {
     origins: { type: 'array', items: { type: 'string' } },
     ttlSeconds: { type: 'integer' },
   },
+  examples: [{ integrations: ['github'], origins: ['https://app.example.com'], ttlSeconds: 900 }],
 } as const;
 
 /** A browser Origin: scheme://host[:port], nothing more. */

@@ -14,6 +14,7 @@ const credentialBody = {
     label: { type: 'string' },
     integrationId: { type: 'string' },
   },
+  examples: [{ credentials: { api_key: 'example-key' }, label: 'prod' }],
 } as const;
 
 export function catalogRoutes(app: FastifyInstance, ctx: AdminContext): void {

@@ -56,12 +56,22 @@ export const createIntegrationBody = {
   additionalProperties: false,
   required: ['baseUrl'],
   properties: { integrationId: integrationIdParam, ...integrationFields },
+  examples: [
+    {
+      integrationId: 'github',
+      name: 'GitHub',
+      baseUrl: 'https://api.github.com',
+      allowedHosts: ['api.github.com'],
+      headers: [{ key: 'X-GitHub-Api-Version', value: '2022-11-28' }],
+    },
+  ],
 } as const;
 
 export const patchIntegrationBody = {
   type: 'object',
   additionalProperties: false,
   properties: { integrationId: { type: 'string' }, ...integrationFields },
+  examples: [{ name: 'GitHub (prod)', headers: [] }],
 } as const;
 
 const apiKeyObject = {
@@ -87,12 +97,14 @@ export const createAuthBody = {
   additionalProperties: false,
   required: ['authType'],
   properties: { authType: { type: 'string' }, ...credentialFields },
+  examples: [{ authType: 'BEARER_TOKEN', token: 'ghp_example' }],
 } as const;
 
 export const patchAuthBody = {
   type: 'object',
   additionalProperties: false,
   properties: { authType: { type: 'string' }, ...credentialFields },
+  examples: [{ token: 'ghp_rotated_example' }],
 } as const;
 
 export const listQuery = {

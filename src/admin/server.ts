@@ -7,9 +7,18 @@ import { authRoutes } from './auth-routes.js';
 import { accessRoutes } from './access-routes.js';
 import { catalogRoutes } from './catalog-routes.js';
 import { statusClass } from '../metrics.js';
+import { openApiRoute, registerOpenApi } from './openapi.js';
 import type { AdminContext } from './context.js';
 
 const BODY_METHODS = new Set(['POST', 'PUT', 'PATCH']);
+
+export interface RegisteredRoute {
+  method: string;
+  url: string;
+}
+
+/** Every route the admin listener serves, as fastify registered them (onRoute): the OpenAPI test compares. */
+export const registeredRoutes = new WeakMap<FastifyInstance, RegisteredRoute[]>();
 
 export function buildAdminServer(ctx: AdminContext): FastifyInstance {
   const app = Fastify({
@@ -20,6 +29,11 @@ export function buildAdminServer(ctx: AdminContext): FastifyInstance {
     ajv: { customOptions: { allErrors: true, removeAdditional: false, coerceTypes: false, useDefaults: false, verbose: true } },
   });
   app.decorateRequest('principal', null);
+  const routes: RegisteredRoute[] = [];
+  registeredRoutes.set(app, routes);
+  app.addHook('onRoute', (r) => {
+    for (const method of Array.isArray(r.method) ? r.method : [r.method]) routes.push({ method, url: r.url });
+  });
 
   app.addHook('onRequest', async (req, reply) => {
     reply.header('x-request-id', req.id);
@@ -53,19 +67,9 @@ export function buildAdminServer(ctx: AdminContext): FastifyInstance {
     );
   });
 
-  app.get('/healthz', async () => ({ status: 'ok' }));
-  app.get('/readyz', async (_req, reply) => {
-    if (!ctx.ready()) {
-      return reply.code(503).send(errorBody(new LatchkeyError('SERVICE_UNAVAILABLE', 'not ready'), _req.id));
-    }
-    return { status: 'ready' };
-  });
-  // Counts and latencies only, no secret and no credential needed: keep the admin listener private.
-  app.get('/metrics', async (_req, reply) => {
-    const text = await ctx.metrics.registry.metrics();
-    return reply.type(ctx.metrics.registry.contentType).send(text);
-  });
-
+  registerOpenApi(app);
+  // Inside plugins, so the routes are registered after @fastify/swagger's onRoute hook.
+  void app.register(async (root) => serviceRoutes(root, ctx));
   void app.register(
     async (v1) => {
       v1.addHook('onRequest', async (req) => {
@@ -88,4 +92,21 @@ export function buildAdminServer(ctx: AdminContext): FastifyInstance {
     { prefix: '/v1' },
   );
   return app;
+}
+
+/** Health, metrics and the API description: no credential needed. */
+function serviceRoutes(app: FastifyInstance, ctx: AdminContext): void {
+  app.get('/healthz', async () => ({ status: 'ok' }));
+  app.get('/readyz', async (req, reply) => {
+    if (!ctx.ready()) {
+      return reply.code(503).send(errorBody(new LatchkeyError('SERVICE_UNAVAILABLE', 'not ready'), req.id));
+    }
+    return { status: 'ready' };
+  });
+  // Counts and latencies only, no secret and no credential needed: keep the admin listener private.
+  app.get('/metrics', async (_req, reply) => {
+    const text = await ctx.metrics.registry.metrics();
+    return reply.type(ctx.metrics.registry.contentType).send(text);
+  });
+  openApiRoute(app);
 }
