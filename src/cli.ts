@@ -2,7 +2,7 @@ import { existsSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { ConfigError, loadConfig, type Config } from './config/load.js';
-import { createLogger } from './log.js';
+import { createLogger, resolveLogFormat } from './log.js';
 import { startApp } from './app.js';
 import { initSodium } from './crypto/seal.js';
 import { MasterKeyError, generateMasterKeyFile, readMasterKeyFile } from './crypto/master-key.js';
@@ -34,7 +34,7 @@ then LATCHKEY_* environment variables. See README.md.`;
 const EXPECTED = [ConfigError, MasterKeyError, DatabaseError];
 
 async function serve(config: Config): Promise<void> {
-  const log = createLogger(config.logLevel);
+  const log = createLogger(config.logLevel, undefined, { format: resolveLogFormat(config.logFormat, process.stdout.isTTY === true) });
   const app = await startApp(config, log);
   let stopping = false;
   const shutdown = (signal: string): void => {

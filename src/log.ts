@@ -1,5 +1,6 @@
 import pino, { type DestinationStream, type Logger } from 'pino';
 import { REDACTED_HEADERS } from './credentials/headers.js';
+import { prettyStream } from './log-pretty.js';
 
 export type { Logger };
 
@@ -26,7 +27,21 @@ function isoTimeCached(): string {
   return lastIso;
 }
 
-export function createLogger(level: string, destination?: DestinationStream): Logger {
+export type LogFormat = 'auto' | 'json' | 'pretty';
+
+/** `auto` is pretty only for a person at a terminal; pipes and files get JSON lines. */
+export const resolveLogFormat = (format: LogFormat, isTty: boolean): 'json' | 'pretty' =>
+  format === 'auto' ? (isTty ? 'pretty' : 'json') : format;
+
+export interface LogOptions {
+  format?: 'json' | 'pretty';
+  /** ANSI colours in pretty lines (default: only when writing to a terminal). */
+  color?: boolean;
+}
+
+export function createLogger(level: string, destination?: DestinationStream, options: LogOptions = {}): Logger {
+  const out = destination ?? bufferedStdout();
+  const dest = options.format === 'pretty' ? prettyStream(out, options.color ?? (destination === undefined && process.stdout.isTTY === true)) : out;
   return pino(
     {
       level,
@@ -34,7 +49,7 @@ export function createLogger(level: string, destination?: DestinationStream): Lo
       timestamp: isoTimeCached,
       redact: { paths: REDACT_PATHS, censor: '[redacted]' },
     },
-    destination ?? bufferedStdout(),
+    dest,
   );
 }
 

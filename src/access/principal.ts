@@ -6,6 +6,8 @@ import type { Store } from '../store/store.js';
 /** Who is calling: resolved once per request, checked by the admin API and the proxy alike. */
 export interface Principal {
   keyId: string;
+  /** The key's name, for readable logs. */
+  name?: string;
   role: Role;
   /** Integration ids this caller may use; ["*"] for all. */
   integrations: string[];
@@ -82,11 +84,11 @@ export class KeyVerifier {
   private lookup(key: string): Principal | null {
     const hash = hashKey(key);
     if (this.bootstrapHash && timingSafeEqual(hash, this.bootstrapHash)) {
-      return { keyId: BOOTSTRAP_KEY_ID, role: 'admin', integrations: ['*'], kind: 'key' };
+      return { keyId: BOOTSTRAP_KEY_ID, name: BOOTSTRAP_KEY_ID, role: 'admin', integrations: ['*'], kind: 'key' };
     }
     const rec = this.store.apiKeys.findByHash(hash);
     return rec && !rec.revokedAt
-      ? { keyId: rec.keyId, role: rec.role, integrations: rec.integrations, kind: 'key', expiresAt: rec.expiresAt }
+      ? { keyId: rec.keyId, name: rec.name, role: rec.role, integrations: rec.integrations, kind: 'key', expiresAt: rec.expiresAt }
       : null;
   }
 

@@ -21,6 +21,14 @@ export interface FileConfig {
   /** Catalog entries added to (or replacing) config/providers.json; checked by the catalog's own schema. */
   providers: unknown[];
   catalog: { probeTimeoutMs: number };
+  /** `auto`: readable lines when stdout is a terminal, JSON lines otherwise. */
+  logFormat: 'auto' | 'json' | 'pretty';
+  console: {
+    /** A console session ends this long after sign-in (or when its key is revoked or expires). */
+    sessionMinutes: number;
+    /** Origins besides the admin listener's own (e.g. behind a reverse proxy) that may send console forms. */
+    origins: string[];
+  };
 }
 
 export const DEFAULTS: FileConfig = {
@@ -41,6 +49,8 @@ export const DEFAULTS: FileConfig = {
   audit: { retentionDays: 30 },
   providers: [],
   catalog: { probeTimeoutMs: 5000 },
+  logFormat: 'auto',
+  console: { sessionMinutes: 60, origins: [] },
 };
 
 const ADDR = { type: 'string', pattern: '^(\\[[0-9a-fA-F:.]+\\]|[A-Za-z0-9.-]+):[0-9]{1,5}$' };
@@ -49,7 +59,7 @@ const MS = { type: 'integer', minimum: 1, maximum: 86_400_000 };
 export const CONFIG_SCHEMA = {
   type: 'object',
   additionalProperties: false,
-  required: ['proxy', 'admin', 'db', 'masterKeyFile', 'logLevel', 'shutdownGraceMs', 'audit', 'providers', 'catalog'],
+  required: ['proxy', 'admin', 'db', 'masterKeyFile', 'logLevel', 'shutdownGraceMs', 'audit', 'providers', 'catalog', 'logFormat', 'console'],
   properties: {
     proxy: {
       type: 'object',
@@ -87,6 +97,16 @@ export const CONFIG_SCHEMA = {
       required: ['probeTimeoutMs'],
       properties: { probeTimeoutMs: MS },
     },
+    logFormat: { enum: ['auto', 'json', 'pretty'] },
+    console: {
+      type: 'object',
+      additionalProperties: false,
+      required: ['sessionMinutes', 'origins'],
+      properties: {
+        sessionMinutes: { type: 'integer', minimum: 1, maximum: 10_080 },
+        origins: { type: 'array', maxItems: 20, items: { type: 'string', pattern: '^https?://[^/?#]+$' } },
+      },
+    },
   },
 } as const;
 
@@ -97,4 +117,5 @@ export const ENV_OVERRIDES: ReadonlyArray<{ env: string; path: string[] }> = [
   { env: 'LATCHKEY_DB', path: ['db'] },
   { env: 'LATCHKEY_MASTER_KEY_FILE', path: ['masterKeyFile'] },
   { env: 'LATCHKEY_LOG_LEVEL', path: ['logLevel'] },
+  { env: 'LATCHKEY_LOG_FORMAT', path: ['logFormat'] },
 ];

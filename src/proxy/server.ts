@@ -24,6 +24,8 @@ export interface CallRecord {
   requestId: string;
   integrationId: string | null;
   keyId: string | null;
+  /** For readable log lines; not audited (the keyId is). */
+  keyName?: string;
   authId: string | null;
   method: string;
   host: string | null;
@@ -110,6 +112,7 @@ function record(call: Call, status: number, error?: string): CallRecord {
     // An id that is too long to be valid is never stored verbatim.
     integrationId: call.integrationId === null ? null : bounded(call.integrationId, MAX_ID),
     keyId: call.principal?.keyId ?? null,
+    ...(call.principal?.name ? { keyName: call.principal.name } : {}),
     authId: call.auth?.authId ?? null,
     method: call.req.method ?? 'GET',
     host: host === null ? null : bounded(host, MAX_TEXT),

@@ -71,6 +71,13 @@ export function startServer(env: Record<string, string>, timeoutMs = 30_000): Pr
     const lines = createInterface({ input: child.stdout! });
     lines.on('line', (line) => {
       out += `${line}\n`;
+      // logFormat pretty: "12:00:00.000 INFO  listening  proxy=http://…  admin=http://…"
+      const pretty = / listening {2}proxy=(\S+) {2}admin=(\S+)/.exec(line);
+      if (pretty) {
+        clearTimeout(timer);
+        resolve({ child, proxyUrl: pretty[1] ?? '', adminUrl: pretty[2] ?? '', output: () => out, exited, stopReading: () => lines.pause() });
+        return;
+      }
       try {
         const rec = JSON.parse(line) as { msg?: string; proxy?: string; admin?: string };
         if (rec.msg === 'listening') {

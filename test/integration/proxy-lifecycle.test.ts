@@ -67,10 +67,10 @@ describe('graceful shutdown', () => {
 });
 
 describe('a log reader that stops reading', () => {
-  it('does not stop the proxy: lines are buffered (then dropped), calls go on', async () => {
+  it.each(['json', 'pretty'])('does not stop the proxy (logFormat %s): lines are buffered (then dropped), calls go on', async (format) => {
     const dir = tmpDir();
     const key = newAdminKey();
-    const server = await startServer(serverEnv(dir.path, { LATCHKEY_ADMIN_KEY: key }));
+    const server = await startServer(serverEnv(dir.path, { LATCHKEY_ADMIN_KEY: key, LATCHKEY_LOG_FORMAT: format }));
     const admin = adminClient(server.adminUrl, key);
     await admin.post('/v1/integrations', { integrationId: 'chatty', baseUrl: up.url });
     await admin.post('/v1/integrations/chatty/auth', { authType: 'BEARER_TOKEN', token: 't' });
