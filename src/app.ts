@@ -134,6 +134,8 @@ export async function startApp(config: Config, log: Logger, hooks: AppHooks = {}
       agent,
       probeTimeoutMs: config.catalog.probeTimeoutMs,
       bodyLimit: 64 * 1024,
+      consoleSessionMinutes: config.console.sessionMinutes,
+      consoleOrigins: config.console.origins,
       ready: () => ready,
     });
     proxy = createProxyServer({

@@ -41,6 +41,10 @@ class CallCounter {
     else this.series.set(key, { labels: labels(), value: 1 });
   }
 
+  entries(): MetricValue[] {
+    return [...this.series.values()];
+  }
+
   get(): Exported {
     return { name: this.name, help: this.help, type: 'counter', values: [...this.series.values()].map((v) => ({ ...v })), aggregator: 'sum' };
   }
@@ -66,6 +70,12 @@ class LatencyHistogram {
     if (i >= 0) s.counts[i] = (s.counts[i] ?? 0) + 1;
     s.sum += seconds;
     s.count++;
+  }
+
+  /** Per-bucket (not cumulative) counts of one series, with the bucket bounds. */
+  series1(key: string): { bounds: number[]; counts: number[]; count: number; sum: number } | null {
+    const s = this.series.get(key);
+    return s ? { bounds: this.buckets, counts: [...s.counts], count: s.count, sum: s.sum } : null;
   }
 
   get(): Exported {
@@ -113,12 +123,74 @@ export class Metrics {
     });
   }
 
+  /** Calls, error rate and latency percentiles per integration, for the console. */
+  callSummary(): IntegrationCalls[] {
+    const byIntegration = new Map<string, Record<string, number>>();
+    for (const v of this.calls.entries()) {
+      const name = v.labels.integration ?? 'unknown';
+      const classes = byIntegration.get(name) ?? {};
+      classes[v.labels.status_class ?? '?'] = (classes[v.labels.status_class ?? '?'] ?? 0) + v.value;
+      byIntegration.set(name, classes);
+    }
+    return [...byIntegration]
+      .map(([integration, byClass]) => {
+        const total = Object.values(byClass).reduce((a, b) => a + b, 0);
+        const errors = (byClass['4xx'] ?? 0) + (byClass['5xx'] ?? 0);
+        const h = this.upstreamLatency.series1(integration);
+        const q = (p: number) => (h ? quantile(p, h.bounds, h.counts, h.count) : null);
+        return {
+          integration,
+          total,
+          byClass,
+          errorRate: total === 0 ? 0 : errors / total,
+          latency: {
+            count: h?.count ?? 0,
+            bounds: h?.bounds ?? [],
+            counts: h?.counts ?? [],
+            p50: q(0.5),
+            p90: q(0.9),
+            p99: q(0.99),
+            mean: h && h.count > 0 ? h.sum / h.count : null,
+          },
+        };
+      })
+      .sort((a, b) => b.total - a.total);
+  }
+
   /** The hot path: one proxied call, with its upstream latency when it was forwarded. */
   countCall(integration: string, status: number, seconds: number | null): void {
     const cls = statusClass(status);
     this.calls.inc(`${integration}\u0000${cls}`, () => ({ integration, status_class: cls }));
     if (seconds !== null) this.upstreamLatency.observe(integration, () => ({ integration }), seconds);
   }
+}
+
+export interface IntegrationCalls {
+  integration: string;
+  total: number;
+  byClass: Record<string, number>;
+  /** Share of calls answered 4xx or 5xx (by the upstream or by latchkey). */
+  errorRate: number;
+  latency: { count: number; bounds: number[]; counts: number[]; p50: number | null; p90: number | null; p99: number | null; mean: number | null };
+}
+
+/**
+ * A quantile from bucket counts, interpolated linearly inside its bucket (as
+ * Prometheus' histogram_quantile does). Beyond the last bound: that bound.
+ */
+export function quantile(q: number, bounds: number[], counts: number[], total: number): number | null {
+  if (total === 0) return null;
+  const rank = q * total;
+  let below = 0;
+  for (let i = 0; i < bounds.length; i++) {
+    const c = counts[i] ?? 0;
+    if (below + c >= rank && c > 0) {
+      const lower = i === 0 ? 0 : (bounds[i - 1] as number);
+      return lower + ((bounds[i] as number) - lower) * ((rank - below) / c);
+    }
+    below += c;
+  }
+  return bounds[bounds.length - 1] ?? null;
 }
 
 export const statusClass = (status: number): string => `${Math.floor(status / 100)}xx`;

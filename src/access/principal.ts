@@ -81,8 +81,21 @@ export class KeyVerifier {
     return found;
   }
 
+  /**
+   * A key known by its hash only (a console session keeps no key): valid,
+   * unrevoked and unexpired right now, read from the database, not the cache.
+   */
+  verifyHash(hash: Buffer): Principal | null {
+    const found = this.lookupHash(hash);
+    if (!found || (found.expiresAt && Date.parse(found.expiresAt) <= Date.now())) return null;
+    return found;
+  }
+
   private lookup(key: string): Principal | null {
-    const hash = hashKey(key);
+    return this.lookupHash(hashKey(key));
+  }
+
+  private lookupHash(hash: Buffer): Principal | null {
     if (this.bootstrapHash && timingSafeEqual(hash, this.bootstrapHash)) {
       return { keyId: BOOTSTRAP_KEY_ID, name: BOOTSTRAP_KEY_ID, role: 'admin', integrations: ['*'], kind: 'key' };
     }

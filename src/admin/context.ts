@@ -28,6 +28,10 @@ export interface AdminContext {
   probeTimeoutMs: number;
   metrics: Metrics;
   keys: KeyVerifier;
+  /** Console sessions end this long after sign-in (config console.sessionMinutes). */
+  consoleSessionMinutes: number;
+  /** Extra origins console forms may come from (config console.origins). */
+  consoleOrigins: string[];
   /** Whether the service may take traffic (database open, master key checked). */
   ready: () => boolean;
 }

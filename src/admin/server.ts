@@ -9,6 +9,8 @@ import { catalogRoutes } from './catalog-routes.js';
 import { statusClass } from '../metrics.js';
 import { openApiRoute, registerOpenApi } from './openapi.js';
 import type { AdminContext } from './context.js';
+import { consoleRoutes } from '../console/server.js';
+import { ConsoleSessions, INTERNAL_HEADER } from '../console/sessions.js';
 
 const BODY_METHODS = new Set(['POST', 'PUT', 'PATCH']);
 
@@ -70,13 +72,20 @@ export function buildAdminServer(ctx: AdminContext): FastifyInstance {
   registerOpenApi(app);
   // Inside plugins, so the routes are registered after @fastify/swagger's onRoute hook.
   void app.register(async (root) => serviceRoutes(root, ctx));
+  const sessions = new ConsoleSessions(ctx.keys, ctx.consoleSessionMinutes);
+  consoleRoutes(app, ctx, sessions);
   void app.register(
     async (v1) => {
       v1.addHook('onRequest', async (req) => {
         const auth = req.headers.authorization;
         const apiKey = req.headers['x-api-key'];
         const allowAgent = req.routeOptions.config.allowAgent === true;
-        req.principal = await ctx.authn.adminPrincipal(auth, typeof apiKey === 'string' ? apiKey : undefined, allowAgent);
+        // The console calls the API in-process as its signed-in key (re-checked here); no one else knows the header's secret.
+        const internal = req.headers[INTERNAL_HEADER];
+        req.principal =
+          typeof internal === 'string'
+            ? sessions.principalForInternal(internal)
+            : await ctx.authn.adminPrincipal(auth, typeof apiKey === 'string' ? apiKey : undefined, allowAgent);
       });
       // Every write takes JSON only; checked after auth so an anonymous caller learns nothing.
       v1.addHook('preValidation', async (req) => {

@@ -195,11 +195,16 @@ export class Catalog {
   }
 }
 
-/** The package's own config/ folder, wherever latchkey is started from. */
-export function builtInCatalogPath(): string {
+/** The package's own folder (holding package.json), wherever latchkey is started from. */
+export function packageRoot(): string {
   let dir = dirname(fileURLToPath(import.meta.url));
   while (!existsSync(join(dir, 'package.json')) && dirname(dir) !== dir) dir = dirname(dir);
-  return join(dir, 'config', 'providers.json');
+  return dir;
+}
+
+/** The package's own config/ folder, wherever latchkey is started from. */
+export function builtInCatalogPath(): string {
+  return join(packageRoot(), 'config', 'providers.json');
 }
 
 /** Built-in entries, then the config's: returns the catalog or the list of problems. */
