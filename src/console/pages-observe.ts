@@ -28,7 +28,7 @@ const statusClassName = (s: unknown): string =>
   typeof s !== 'number' ? '' : s >= 500 ? 's5' : s >= 400 ? 's4' : s >= 300 ? 's3' : 's2';
 
 export const auditRow = (r: View): Html =>
-  html`<tr><td>${when(r.time as string)}</td><td>${r.action}</td><td>${r.integrationId ?? ''}</td><td>${r.keyId ?? ''}</td><td>${r.method ?? ''}</td>
+  html`<tr data-row="${`${String(r.time)}|${String(r.requestId)}|${String(r.action)}`}"><td>${when(r.time as string)}</td><td>${r.action}</td><td>${r.integrationId ?? ''}</td><td>${r.keyId ?? ''}</td><td>${r.method ?? ''}</td>
 <td>${r.host ?? ''}</td><td><code>${r.path ?? ''}</code></td><td class="${statusClassName(r.status)}">${r.status ?? ''}</td><td class="num">${r.durationMs ?? ''}</td></tr>`;
 
 const ms = (seconds: number | null): string =>

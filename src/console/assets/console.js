@@ -50,6 +50,7 @@ document.addEventListener('DOMContentLoaded', () => {
     const seen = new Set();
     let newest = null;
     for (const row of tbody.querySelectorAll('tr')) {
+      if (row.dataset.row) seen.add(row.dataset.row);
       const t = row.querySelector('time');
       if (t && (!newest || t.dateTime > newest)) newest = t.dateTime;
     }
