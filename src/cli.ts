@@ -10,25 +10,9 @@ import { DatabaseError, backupTo, openDatabase } from './store/db.js';
 import { Store, replaceKeyFile } from './store/store.js';
 import { keysCommand } from './cli-keys.js';
 import { catalogTable } from './catalog/table.js';
+import { COMMAND_HELP, HELP } from './cli-help.js';
 
-const HELP = `latchkey: credential-injecting outbound proxy
 
-Usage: latchkey <command> [options]
-
-Commands:
-  serve                                  start the proxy and admin listeners (npm start)
-  check-config                           validate the configuration and exit
-  keys create --name N --role admin|agent [--integrations a,b|*] [--expires-at ISO]
-  keys list                              list active API keys (never the keys themselves)
-  keys revoke KEY_ID                     revoke a key at once
-  rotate-master-key --new-key-file FILE  re-wrap every data key under the key in FILE
-                                         (generated into FILE when it does not exist)
-  backup FILE                            write a consistent copy of the database, also while serving
-  catalog                                print the provider catalog as a Markdown table
-  --help                                 this text
-
-Configuration: config/default.json, then config/local.json (or LATCHKEY_CONFIG),
-then LATCHKEY_* environment variables. See README.md.`;
 
 /** Problems a person can fix: one line on stderr, exit 1. */
 const EXPECTED = [ConfigError, MasterKeyError, DatabaseError];
@@ -116,6 +100,10 @@ export async function main(argv: string[]): Promise<void> {
     },
   });
   const [command, ...rest] = positionals;
+  if (values.help && command && COMMAND_HELP[command]) {
+    process.stdout.write(`${COMMAND_HELP[command]}\n`);
+    return;
+  }
   if (values.help || !command || command === 'help') {
     process.stdout.write(`${HELP}\n`);
     return;

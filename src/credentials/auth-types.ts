@@ -182,7 +182,7 @@ export function credentialForPatch(
   return { credential: { apiKey, secrets }, secretsChanged };
 }
 
-/** The template each SPEC auth type compiles to; its fields are the sealed Secrets. */
+/** The template each basic auth type compiles to; its fields are the sealed Secrets. */
 export function templateFor(authType: AuthType, apiKey: ApiKeyPlacement | null): InjectionTemplate {
   switch (authType) {
     case 'BEARER_TOKEN':

@@ -1,7 +1,7 @@
 /**
  * The one injection engine: a template names where credential fields go
  * (headers, query parameters, Basic auth) as `{{field}}` placeholders. The four
- * SPEC auth types and every catalog provider compile to a template; rendering
+ * basic auth types and every catalog provider compile to a template; rendering
  * it with the opened secret fields gives what the proxy sets on a call.
  */
 
