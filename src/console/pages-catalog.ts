@@ -1,5 +1,5 @@
 /** The provider catalog and its "connect" form (POST /v1/integrations/{provider}/credentials). */
-import type { FastifyInstance } from 'fastify';
+import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { csrfField, html, page } from './html.js';
 import { sendPage, type ConsoleKit } from './server.js';
 import { chrome } from './pages-integrations.js';
@@ -10,16 +10,32 @@ const enc = encodeURIComponent;
 
 const list = (v: unknown): string[] => (Array.isArray(v) ? (v as string[]) : []);
 
+/** provider -> integrations holding one of its credentials (from the auth records' provider field). */
+async function connectedProviders(kit: ConsoleKit, req: FastifyRequest): Promise<Map<string, string[]>> {
+  const out = new Map<string, string[]>();
+  const integrations = ((await kit.api(req, 'GET', '/v1/integrations?limit=200')).json?.data ?? []) as View[];
+  for (const i of integrations) {
+    const id = String(i.integrationId);
+    const records = ((await kit.api(req, 'GET', `/v1/integrations/${enc(id)}/auth`)).json?.data ?? []) as View[];
+    for (const provider of new Set(records.map((r) => r.provider).filter((p): p is string => typeof p === 'string'))) {
+      out.set(provider, [...(out.get(provider) ?? []), id]);
+    }
+  }
+  return out;
+}
+
 export function catalogPages(app: FastifyInstance, kit: ConsoleKit): void {
   app.get('/console/catalog', async (req, reply) => {
     const a = await kit.api(req, 'GET', '/v1/catalog?limit=200');
     const rows = (a.json?.data ?? []) as View[];
+    const connected = await connectedProviders(kit, req);
     const body = html`<p class="hint">Connect a provider: latchkey creates the integration and its credential, then checks it with the provider's own probe (validated), or stores it unverified when the provider has no probe or cannot be reached.</p>
-<table><thead><tr><th scope="col">Provider</th><th scope="col">Base URL</th><th scope="col">Fields</th><th scope="col">Probe</th><th scope="col"><span class="sr-only">Action</span></th></tr></thead><tbody>
+<table><thead><tr><th scope="col">Provider</th><th scope="col">Base URL</th><th scope="col">Fields</th><th scope="col">Probe</th><th scope="col">Connected as</th><th scope="col"><span class="sr-only">Action</span></th></tr></thead><tbody>
 ${rows.map(
   (p) => html`<tr><td><strong>${p.displayName}</strong> <code>${p.provider}</code>${p.kind ? html` <span class="badge">${p.kind}</span>` : ''}</td><td><code>${p.baseUrl}</code></td>
 <td>${list(p.requiredFields).join(', ')}${list(p.optionalFields).length ? html` <span class="muted">(optional: ${list(p.optionalFields).join(', ')})</span>` : ''}</td>
 <td>${p.probe ? html`<span class="badge ok">yes</span>` : html`<span class="muted">none</span>`}</td>
+<td>${(connected.get(String(p.provider)) ?? []).map((id) => html`<a href="/console/integrations/${enc(id)}">${id}</a> `)}</td>
 <td><a class="button" href="/console/catalog/${enc(String(p.provider))}">Connect</a></td></tr>`,
 )}</tbody></table>`;
     return sendPage(reply, page(chrome(req, kit, 'Provider catalog', 'catalog'), body));

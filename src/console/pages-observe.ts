@@ -27,8 +27,8 @@ function auditUrl(q: AuditQuery): string {
 const statusClassName = (s: unknown): string =>
   typeof s !== 'number' ? '' : s >= 500 ? 's5' : s >= 400 ? 's4' : s >= 300 ? 's3' : 's2';
 
-export const auditRow = (r: View): Html =>
-  html`<tr data-row="${`${String(r.time)}|${String(r.requestId)}|${String(r.action)}`}"><td>${when(r.time as string)}</td><td>${r.action}</td><td>${r.integrationId ?? ''}</td><td>${r.keyId ?? ''}</td><td>${r.method ?? ''}</td>
+export const auditRow = (r: View, names: Map<string, string>): Html =>
+  html`<tr data-row="${`${String(r.time)}|${String(r.requestId)}|${String(r.action)}`}"><td>${when(r.time as string)}</td><td>${r.action}</td><td>${r.integrationId ?? ''}</td><td>${r.keyId ? html`<span title="${r.keyId}">${names.get(String(r.keyId)) ?? r.keyId}</span>` : ''}</td><td>${r.method ?? ''}</td>
 <td>${r.host ?? ''}</td><td><code>${r.path ?? ''}</code></td><td class="${statusClassName(r.status)}">${r.status ?? ''}</td><td class="num">${r.durationMs ?? ''}</td></tr>`;
 
 const ms = (seconds: number | null): string =>
@@ -54,7 +54,7 @@ ${rows.map((r, i) => {
 /** One integration's upstream latency: a column per histogram bucket, with p50/p90/p99 printed. */
 function latencyChart(r: IntegrationCalls): Html {
   const { counts, bounds } = r.latency;
-  const width = 520;
+  const width = 660;
   const height = 140;
   const n = bounds.length;
   const colW = (width - 20) / Math.max(n, 1);
@@ -71,7 +71,7 @@ ${counts.map((c, i) => {
 }
 
 function statusBar(r: IntegrationCalls): Html {
-  const width = 520;
+  const width = 660;
   let x = 0;
   const parts = ['2xx', '3xx', '4xx', '5xx'].map((cls) => {
     const c = r.byClass[cls] ?? 0;
@@ -80,7 +80,8 @@ function statusBar(r: IntegrationCalls): Html {
     x += w;
     return part;
   });
-  return html`<svg class="chart" role="img" aria-label="Answers of ${r.integration} by status class" viewBox="0 0 ${width} 18" width="${width}" height="18">${parts}</svg>`;
+  const legend = ['2xx', '3xx', '4xx', '5xx'].map((cls) => html`<span class="key k${cls[0]}">${cls} ${r.byClass[cls] ?? 0}</span>`);
+  return html`<svg class="chart" role="img" aria-label="Answers of ${r.integration} by status class" viewBox="0 0 ${width} 18" width="${width}" height="18">${parts}</svg><p class="legend">${legend}</p>`;
 }
 
 export function observePages(app: FastifyInstance, kit: ConsoleKit): void {
@@ -89,6 +90,9 @@ export function observePages(app: FastifyInstance, kit: ConsoleKit): void {
     const a = await kit.api(req, 'GET', auditUrl(q));
     const integrations = ((await kit.api(req, 'GET', '/v1/integrations?limit=200')).json?.data ?? []) as View[];
     const rows = (a.json?.data ?? []) as View[];
+    // Key names for people; the id stays in the title (revoked keys show their id).
+    const keys = ((await kit.api(req, 'GET', '/v1/api-keys?limit=200')).json?.data ?? []) as View[];
+    const names = new Map(keys.map((k) => [String(k.keyId), String(k.name)]));
     const next = a.json?.nextCursor as string | null | undefined;
     const older = next ? `/console/audit?${new URLSearchParams({ ...(q.integrationId ? { integrationId: q.integrationId } : {}), ...(q.since ? { since: q.since } : {}), cursor: next }).toString()}` : null;
     const body = html`
@@ -101,7 +105,7 @@ ${a.status === 200 ? '' : html`<p class="flash flash-error" role="alert">${kit.p
 <label class="check"><input type="checkbox" id="live" data-tail="/console/audit.json?${new URLSearchParams(q.integrationId ? { integrationId: q.integrationId } : {}).toString()}"> Live tail (new rows appear at the top)</label>
 <span id="tail-status" class="muted" role="status" aria-live="polite"></span></form>
 <table id="audit"><caption class="sr-only">Audit log, newest first</caption><thead><tr><th scope="col">Time</th><th scope="col">Action</th><th scope="col">Integration</th><th scope="col">Key</th><th scope="col">Method</th><th scope="col">Host</th><th scope="col">Path</th><th scope="col">Status</th><th scope="col">ms</th></tr></thead>
-<tbody>${rows.map(auditRow)}</tbody></table>
+<tbody>${rows.map((r) => auditRow(r, names))}</tbody></table>
 ${rows.length === 0 ? html`<p class="muted">No rows.</p>` : ''}${older ? html`<p><a href="${older}">Older rows →</a></p>` : ''}`;
     return sendPage(reply, page(chrome(req, kit, 'Audit log', 'audit'), body));
   });
@@ -121,7 +125,7 @@ ${rows.length === 0 ? html`<p class="muted">No proxied call yet.</p>` : html`
 ${rows.map((r) => html`<tr><td>${r.integration}</td><td class="num">${r.total}</td>${['2xx', '3xx', '4xx', '5xx'].map((c) => html`<td class="num">${r.byClass[c] ?? 0}</td>`)}<td class="num">${pct(r.errorRate)}</td><td class="num">${ms(r.latency.p50)}</td><td class="num">${ms(r.latency.p90)}</td><td class="num">${ms(r.latency.p99)}</td></tr>`)}
 </tbody></table>
 ${rows.map((r) => html`<section class="card" aria-labelledby="m-${r.integration}"><h2 id="m-${r.integration}">${r.integration}</h2>
-<p>${r.total} calls · errors ${pct(r.errorRate)} · p50 ${ms(r.latency.p50)} · p90 ${ms(r.latency.p90)} · p99 ${ms(r.latency.p99)}</p>
+<p>${r.total} ${r.total === 1 ? 'call' : 'calls'} · errors ${pct(r.errorRate)} · p50 ${ms(r.latency.p50)} · p90 ${ms(r.latency.p90)} · p99 ${ms(r.latency.p99)}</p>
 ${statusBar(r)}${r.latency.count > 0 ? latencyChart(r) : html`<p class="muted">No forwarded call (every call was answered by latchkey itself).</p>`}</section>`)}`}`;
     return sendPage(reply, page(chrome(req, kit, 'Call metrics', 'metrics'), body));
   });

@@ -15,6 +15,7 @@ import { join } from 'node:path';
 import type { AddressInfo } from 'node:net';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { LatchkeyError } from '../errors.js';
+import { auditTime } from '../store/audit.js';
 import { packageRoot } from '../catalog/catalog.js';
 import type { AdminContext } from '../admin/context.js';
 import { ConsoleSessions, INTERNAL_HEADER, type Session } from './sessions.js';
@@ -153,6 +154,8 @@ export function consoleRoutes(root: FastifyInstance, ctx: AdminContext, sessions
         }
       }
       req.consoleSession = sessions.get(cookieOf(req));
+      // For the admin request log line: who was signed in.
+      if (req.consoleSession) req.principal = { keyId: req.consoleSession.keyId, name: req.consoleSession.name, role: 'admin', integrations: ['*'], kind: 'key' };
       const open = req.url === '/console/sign-in' || req.url.startsWith('/console/sign-in?');
       if (!req.consoleSession && !open) {
         if (req.method === 'GET' && !(req.url.split('?')[0] ?? '').endsWith('.json')) return reply.redirect('/console/sign-in', 303);
@@ -192,7 +195,7 @@ export function consoleRoutes(root: FastifyInstance, ctx: AdminContext, sessions
         return reply.code(e.status).type('text/html; charset=utf-8').send(signInPage({ kind: 'error', text }));
       }
       ctx.auditLog.change({
-        time: new Date().toISOString().replace('Z', '000Z'),
+        time: auditTime(),
         requestId: req.id,
         keyId: session.keyId,
         action: 'console.sign-in',

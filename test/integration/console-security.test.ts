@@ -166,3 +166,33 @@ describe('every console page', () => {
     expect(CSP).toContain("frame-ancestors 'none'; form-action 'self'; base-uri 'none'");
   });
 });
+
+describe('no stored secret on any console page', () => {
+  it('records of every type, rotated through the console, never show their secrets', async () => {
+    const SECRETS = ['tok_CONSOLELEAK_1a2b3c', 'user_CONSOLELEAK_4d5e', 'pw_CONSOLELEAK_6f7a8b', 'key_CONSOLELEAK_9c0d1e', 'qkey_CONSOLELEAK_2f3a', 'tok_CONSOLELEAK_rotated_77'];
+    const [token, username, password, apiKey, queryKey, rotated] = SECRETS as [string, string, string, string, string, string];
+    await lk.admin.post('/v1/integrations', { integrationId: 'leaky', baseUrl: 'https://leaky.example.com' });
+    const bearer = await lk.admin.post('/v1/integrations/leaky/auth', { authType: 'BEARER_TOKEN', token });
+    await lk.admin.post('/v1/integrations/leaky/auth', { authType: 'BASIC_AUTH', username, password });
+    await lk.admin.post('/v1/integrations/leaky/auth', { authType: 'API_KEY', apiKey: { key: 'X-Key', value: apiKey } });
+    await lk.admin.post('/v1/integrations/leaky/auth', { authType: 'API_KEY', apiKey: { key: 'k', value: queryKey, position: 'query' } });
+    const s = await signIn();
+    // Rotate the bearer token from the console; an empty secret field elsewhere leaves it as it was.
+    const rotate = await post(`/console/integrations/leaky/auth/${bearer.json.authId}`, { _csrf: s.csrf, token: rotated, headers: '' }, { cookie: s.cookie, origin: lk.adminUrl });
+    expect(rotate.status).toBe(303);
+    const seen: string[] = [];
+    for (const path of ['/console/integrations', '/console/integrations/leaky', '/console/audit', '/console/audit.json', '/console/metrics', '/console/keys', '/console/catalog']) {
+      const res = await get(path, s.cookie);
+      expect(res.status, path).toBe(200);
+      seen.push(res.text);
+    }
+    const all = seen.join('\n');
+    expect(all).toContain('Rotate or edit');
+    expect(all).toContain('auth.update');
+    for (const secret of SECRETS) expect(all).not.toContain(secret);
+    // The rotation did happen: the record was updated.
+    const recs = (await lk.admin.get('/v1/integrations/leaky/auth')).json.data as Array<{ authId: string; createdAt: string; updatedAt: string }>;
+    const b = recs.find((r) => r.authId === bearer.json.authId);
+    expect(b && b.updatedAt > b.createdAt).toBe(true);
+  });
+});
