@@ -175,7 +175,7 @@ export const ROUTE_DOCS: Record<string, RouteDoc> = {
   'GET /readyz': { summary: 'Readiness: database open and master key checked', tag: 'service', status: 200, body: 'object', errors: ['SERVICE_UNAVAILABLE'], open: true },
   'GET /metrics': { summary: 'Prometheus metrics (latchkey_*)', tag: 'service', status: 200, body: 'text', open: true },
   'GET /openapi.json': { summary: 'This document', tag: 'service', status: 200, body: 'object', open: true },
-  'GET /console': { summary: 'The web console (HTML; sign-in with an admin key)', tag: 'service', status: 200, body: 'html', open: true },
+  'GET /console': { summary: 'The web console (HTML pages under /console; sign-in with an admin key): redirects to its first page', tag: 'service', status: 303, body: null, open: true },
   'POST /v1/integrations': { summary: 'Create an integration', tag: 'integrations', status: 201, body: 'Integration', errors: ['CONFLICT'] },
   'GET /v1/integrations': { summary: 'List integrations', tag: 'integrations', status: 200, body: 'IntegrationPage' },
   'GET /v1/integrations/{integrationId}': { summary: 'Get an integration', tag: 'integrations', status: 200, body: 'Integration', errors: ['NOT_FOUND'] },

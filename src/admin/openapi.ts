@@ -76,7 +76,7 @@ function errorResponses(codes: ErrorCode[]): Json {
 }
 
 function successResponse(doc: RouteDoc): Json {
-  const description = doc.status === 204 ? 'Done; no body' : 'Success';
+  const description = doc.status === 204 ? 'Done; no body' : doc.status === 303 ? 'See Other: the page to go to is in Location' : 'Success';
   if (doc.body === null) return { description };
   if (doc.body === 'text') return { description, content: { 'text/plain': { schema: { type: 'string' } } } };
   if (doc.body === 'html') return { description, content: { 'text/html': { schema: { type: 'string' } } } };

@@ -31,7 +31,35 @@ export function accessPages(app: FastifyInstance, kit: ConsoleKit): void {
   /** Optional key fields (request rules, rate limits) appear when the API's own schema has them. */
   const keyOptions = () => {
     const props = (kit.bodySchema('POST', '/v1/api-keys')?.properties ?? {}) as View;
-    return { rules: 'rules' in props, rateLimit: 'rateLimit' in props };
+    const patch = kit.bodySchema('PATCH', '/v1/api-keys/{keyId}')?.properties as View | undefined;
+    return { rules: 'rules' in props, rateLimit: 'rateLimit' in props, patch: patch ? new Set(Object.keys(patch)) : null };
+  };
+
+  /** Shown only when the admin API has PATCH /v1/api-keys/{keyId}, with the fields its schema takes. */
+  const editForm = (k: View, csrf: string, fields: Set<string>): Html =>
+    html`<details><summary>Edit</summary><form method="post" action="/console/keys/${enc(String(k.keyId))}">${csrfField(csrf)}
+${fields.has('name') ? html`<label>Name<input name="name" value="${k.name}" maxlength="200"></label>` : ''}
+${fields.has('expiresAt') ? html`<label>Expires at <span class="muted">(UTC; empty: unchanged)</span><input name="expiresAt" type="datetime-local" value="${typeof k.expiresAt === 'string' ? k.expiresAt.slice(0, 16) : ''}"></label>` : ''}
+${fields.has('rules') ? html`<label>Request rules <span class="muted">(JSON; empty: unchanged)</span><textarea name="rules" rows="2" spellcheck="false">${k.rules ? JSON.stringify(k.rules) : ''}</textarea></label>` : ''}
+${fields.has('rateLimit') ? html`<label>Rate limit: requests<input name="rateRequests" type="number" min="1"></label><label>per seconds<input name="ratePerSeconds" type="number" min="1"></label>` : ''}
+<button type="submit">Save</button></form></details>`;
+
+  /** Optional key fields from a form, shared by create and edit. A string is the problem to show. */
+  const keyExtras = (f: URLSearchParams, payload: View): string | null => {
+    const expiresAt = utcIso(f.get('expiresAt'));
+    if (expiresAt) payload.expiresAt = expiresAt;
+    const rules = f.get('rules')?.trim();
+    if (rules) {
+      try {
+        payload.rules = JSON.parse(rules) as unknown;
+      } catch {
+        return 'rules: not valid JSON';
+      }
+    }
+    if (f.get('rateRequests') || f.get('ratePerSeconds')) {
+      payload.rateLimit = { requests: Number(f.get('rateRequests')), perSeconds: Number(f.get('ratePerSeconds')) };
+    }
+    return null;
   };
 
   const keysPage = async (req: FastifyRequest, created: View | null): Promise<string> => {
@@ -47,7 +75,7 @@ ${rows.map(
   (k) => html`<tr><td>${k.name}</td><td><code>${k.keyId}</code></td><td><span class="badge">${k.role}</span></td><td>${(k.integrations as string[]).join(', ')}</td>
 <td><code>${k.prefix}…</code></td><td>${when(k.createdAt as string)}</td><td>${k.expiresAt ? when(k.expiresAt as string) : html`<span class="muted">no expiry</span>`}</td><td>${when(k.lastUsedAt as string | null)}</td>
 ${opts.rules ? html`<td>${k.rules ? html`<code>${JSON.stringify(k.rules)}</code>` : html`<span class="muted">any call</span>`}${k.rateLimit ? html`<br><code>${JSON.stringify(k.rateLimit)}</code>` : ''}</td>` : ''}
-<td>${actionButton(`/console/keys/${enc(String(k.keyId))}/revoke`, csrf, 'Revoke', `Revoke key ${String(k.name)}? Calls with it fail at once.`)}</td></tr>`,
+<td>${opts.patch ? editForm(k, csrf, opts.patch) : ''}${actionButton(`/console/keys/${enc(String(k.keyId))}/revoke`, csrf, 'Revoke', `Revoke key ${String(k.name)}? Calls with it fail at once.`)}</td></tr>`,
 )}</tbody></table></section>
 <section class="card" aria-labelledby="newkey-h"><h2 id="newkey-h">New API key</h2>
 <form method="post" action="/console/keys">${csrfField(csrf)}<div class="grid">
@@ -66,19 +94,10 @@ ${opts.rateLimit ? html`<div class="grid"><label>Rate limit: requests<input name
   app.post<{ Body: URLSearchParams }>('/console/keys', async (req, reply) => {
     const f = req.body;
     const payload: View = { name: f.get('name') ?? '', role: f.get('role') ?? '', integrations: scopeList(f.get('integrations')) };
-    const expiresAt = utcIso(f.get('expiresAt'));
-    if (expiresAt) payload.expiresAt = expiresAt;
-    const rules = f.get('rules')?.trim();
-    if (rules) {
-      try {
-        payload.rules = JSON.parse(rules) as unknown;
-      } catch {
-        kit.flash(req, { kind: 'error', text: 'rules: not valid JSON' });
-        return reply.redirect('/console/keys', 303);
-      }
-    }
-    if (f.get('rateRequests') || f.get('ratePerSeconds')) {
-      payload.rateLimit = { requests: Number(f.get('rateRequests')), perSeconds: Number(f.get('ratePerSeconds')) };
+    const problem = keyExtras(f, payload);
+    if (problem) {
+      kit.flash(req, { kind: 'error', text: problem });
+      return reply.redirect('/console/keys', 303);
     }
     const a = await kit.api(req, 'POST', '/v1/api-keys', payload);
     if (a.status !== 201) {
@@ -87,6 +106,16 @@ ${opts.rateLimit ? html`<div class="grid"><label>Rate limit: requests<input name
     }
     // Rendered here, not after a redirect: the key is never kept anywhere to show it again.
     return sendPage(reply, await keysPage(req, a.json as View), 201);
+  });
+
+  app.post<{ Params: { keyId: string }; Body: URLSearchParams }>('/console/keys/:keyId', async (req, reply) => {
+    const payload: View = {};
+    const name = req.body.get('name')?.trim();
+    if (name) payload.name = name;
+    const problem = keyExtras(req.body, payload);
+    const a = problem ? null : await kit.api(req, 'PATCH', `/v1/api-keys/${enc(req.params.keyId)}`, payload);
+    kit.flash(req, a && a.status === 200 ? { kind: 'ok', text: `Key ${req.params.keyId} saved.` } : { kind: 'error', text: problem ?? kit.problem(a as never) });
+    return reply.redirect('/console/keys', 303);
   });
 
   app.post<{ Params: { keyId: string } }>('/console/keys/:keyId/revoke', async (req, reply) => {

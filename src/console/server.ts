@@ -164,7 +164,8 @@ export function consoleRoutes(root: FastifyInstance, ctx: AdminContext, sessions
     });
     // Every state-changing form carries the session's CSRF token (beside the Origin check).
     app.addHook('preHandler', async (req) => {
-      if (req.method !== 'POST' || !req.consoleSession) return;
+      // Sign-in has no session yet (the Origin check guards it); every other POST needs the token.
+      if (req.method !== 'POST' || !req.consoleSession || req.url === '/console/sign-in') return;
       const token = (req.body as URLSearchParams | undefined)?.get?.('_csrf');
       if (token !== req.consoleSession.csrf) throw new LatchkeyError('FORBIDDEN', 'the form is stale or was not sent by the console (CSRF token)');
     });
