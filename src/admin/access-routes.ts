@@ -8,7 +8,7 @@ import { MAX_LIVE_GRANTS_PER_KEY } from '../store/widget-grants.js';
 import { auditTimeOf, decodeAuditCursor } from '../store/audit.js';
 import { parsePaging } from './integration-routes.js';
 import { auditChange, type AdminContext } from './context.js';
-import { isScopeEntry } from './schemas.js';
+import { auditQuery, isScopeEntry, listQuery } from './schemas.js';
 
 /** The public view of a key: never the key, never its hash. */
 function keyView(r: ApiKeyRecord, unflushedLastUse: number | undefined): Record<string, unknown> {
@@ -93,7 +93,7 @@ export function accessRoutes(app: FastifyInstance, ctx: AdminContext): void {
     },
   );
 
-  app.get<{ Querystring: { limit?: string; cursor?: string } }>('/api-keys', async (req) => {
+  app.get<{ Querystring: { limit?: string; cursor?: string } }>('/api-keys', { schema: { querystring: listQuery } }, async (req) => {
     const { limit, after } = parsePaging(req.query);
     const page = store.apiKeys.list(limit, after);
     return { data: page.data.map((r) => keyView(r, ctx.keys.lastUsed.get(r.keyId))), nextCursor: page.nextCursor };
@@ -135,6 +135,7 @@ export function accessRoutes(app: FastifyInstance, ctx: AdminContext): void {
 
   app.get<{ Querystring: { integrationId?: string; since?: string; limit?: string; cursor?: string } }>(
     '/audit',
+    { schema: { querystring: auditQuery } },
     async (req) => {
       const { limit } = parsePaging({ limit: req.query.limit });
       const after = req.query.cursor === undefined ? null : decodeAuditCursor(req.query.cursor);

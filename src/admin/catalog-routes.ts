@@ -2,6 +2,7 @@ import type { FastifyInstance } from 'fastify';
 import { LatchkeyError } from '../errors.js';
 import { storeProviderCredential, type CredentialRequest } from '../catalog/credentials.js';
 import { parsePaging } from './integration-routes.js';
+import { listQuery } from './schemas.js';
 import { encodeCursor, toPage } from '../store/integrations.js';
 import { auditChange, type AdminContext } from './context.js';
 
@@ -20,7 +21,7 @@ const credentialBody = {
 export function catalogRoutes(app: FastifyInstance, ctx: AdminContext): void {
   const { catalog } = ctx;
 
-  app.get<{ Querystring: { limit?: string; cursor?: string } }>('/catalog', async (req) => {
+  app.get<{ Querystring: { limit?: string; cursor?: string } }>('/catalog', { schema: { querystring: listQuery } }, async (req) => {
     const { limit, after } = parsePaging(req.query);
     const rows = catalog.list().slice(after, after + limit + 1);
     return toPage(rows, limit, (p) => p, () => encodeCursor(after + limit));

@@ -114,3 +114,12 @@ export const listQuery = {
     cursor: { type: 'string', maxLength: 200 },
   },
 } as const;
+
+export const auditQuery = {
+  type: 'object',
+  properties: {
+    integrationId: { type: 'string', maxLength: 200, description: 'only rows of this integration' },
+    since: { type: 'string', maxLength: 64, description: 'an ISO 8601 date-time: only rows from then on' },
+    ...listQuery.properties,
+  },
+} as const;

@@ -50,6 +50,7 @@ const NAV: Array<[string, string]> = [
   ['tokens', 'Widget tokens'],
   ['audit', 'Audit log'],
   ['metrics', 'Metrics'],
+  ['api', 'API reference'],
 ];
 
 export const csrfField = (csrf: string): Html => html`<input type="hidden" name="_csrf" value="${csrf}">`;
@@ -69,14 +70,14 @@ export function page(chrome: PageChrome, body: Html): string {
   const header = html`<a class="skip" href="#main">Skip to content</a><header class="top"><a class="brand" href="/console">latchkey</a>
 <nav aria-label="Console"><ul>${NAV.map(
     ([id, label]) => html`<li><a href="/console/${id}"${chrome.nav === id ? html` aria-current="page"` : ''}>${label}</a></li>`,
-  )}<li><a href="/openapi.json">API (OpenAPI)</a></li></ul></nav>
+  )}</ul></nav>
 <form method="post" action="/console/sign-out" class="signout">${csrfField(chrome.csrf)}<span class="who">${chrome.who}</span><button type="submit">Sign out</button></form></header>`;
   return document(chrome.title, html`<h1>${chrome.title}</h1>${flashBox(chrome.flash)}${body}`, header);
 }
 
 /** A small POST form with one button (delete, revoke): confirmed by console.js when it runs. */
-export const actionButton = (action: string, csrf: string, label: string, confirm: string): Html =>
-  html`<form method="post" action="${action}" class="inline" data-confirm="${confirm}">${csrfField(csrf)}<button type="submit" class="danger">${label}</button></form>`;
+export const actionButton = (action: string, csrf: string, label: string, confirm: string, what?: string): Html =>
+  html`<form method="post" action="${action}" class="inline" data-confirm="${confirm}">${csrfField(csrf)}<button type="submit" class="danger"${what ? html` aria-label="${label} ${what}"` : ''}>${label}</button></form>`;
 
 export const when = (iso: string | null | undefined): Html =>
   iso ? html`<time datetime="${iso}">${iso.replace('T', ' ').slice(0, 19)}</time>` : html`<span class="muted">never</span>`;

@@ -75,7 +75,7 @@ ${rows.map(
   (k) => html`<tr><td>${k.name}</td><td><code>${k.keyId}</code></td><td><span class="badge">${k.role}</span></td><td>${(k.integrations as string[]).join(', ')}</td>
 <td><code>${k.prefix}…</code></td><td>${when(k.createdAt as string)}</td><td>${k.expiresAt ? when(k.expiresAt as string) : html`<span class="muted">no expiry</span>`}</td><td>${when(k.lastUsedAt as string | null)}</td>
 ${opts.rules ? html`<td>${k.rules ? html`<code>${JSON.stringify(k.rules)}</code>` : html`<span class="muted">any call</span>`}${k.rateLimit ? html`<br><code>${JSON.stringify(k.rateLimit)}</code>` : ''}</td>` : ''}
-<td>${opts.patch ? editForm(k, csrf, opts.patch) : ''}${actionButton(`/console/keys/${enc(String(k.keyId))}/revoke`, csrf, 'Revoke', `Revoke key ${String(k.name)}? Calls with it fail at once.`)}</td></tr>`,
+<td>${opts.patch ? editForm(k, csrf, opts.patch) : ''}${actionButton(`/console/keys/${enc(String(k.keyId))}/revoke`, csrf, 'Revoke', `Revoke key ${String(k.name)}? Calls with it fail at once.`, String(k.name))}</td></tr>`,
 )}</tbody></table></section>
 <section class="card" aria-labelledby="newkey-h"><h2 id="newkey-h">New API key</h2>
 <form method="post" action="/console/keys">${csrfField(csrf)}<div class="grid">

@@ -119,7 +119,7 @@ function recordCard(integrationId: string, r: View, csrf: string): Html {
 ${editable ? typeFields('', type, r) : html`<p class="hint">Catalog credentials are rotated by connecting the provider again (Catalog page), then deleting this record.</p>`}
 <label>Static headers <span class="muted">(one "Name: value" per line)</span><textarea name="headers" rows="2">${headerText(r.headers)}</textarea></label>
 <button type="submit">Save</button></form></details>
-${actionButton(`${action}/delete`, csrf, 'Delete record', `Delete auth record ${String(r.authId)}?`)}
+${actionButton(`${action}/delete`, csrf, 'Delete record', `Delete auth record ${String(r.authId)}?`, String(r.authId))}
 </article>`;
 }
 

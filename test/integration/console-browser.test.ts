@@ -177,7 +177,7 @@ describe('the console in Chromium', () => {
     await shot('api-keys');
   });
 
-  it('renders the catalog and widget-token pages', async () => {
+  it('renders the catalog, widget-token and API reference pages', async () => {
     await page.getByRole('link', { name: 'Catalog' }).click();
     expect(await page.locator('tbody tr').count()).toBeGreaterThan(10);
     await shot('catalog');
@@ -187,6 +187,9 @@ describe('the console in Chromium', () => {
     await page.getByRole('button', { name: 'Mint token' }).click();
     expect((await page.locator('#once-value').textContent())?.trim()).toMatch(/^eyJ/);
     await shot('tokens');
+    await page.getByRole('link', { name: 'API reference' }).click();
+    expect(await page.locator('tbody').textContent()).toContain('POST /v1/integrations/{integrationId}/auth');
+    await shot('api-reference');
   });
 
   it('signs out: the session is gone, pages lead back to sign-in', async () => {

@@ -154,7 +154,7 @@ describe('session lifetime', () => {
 describe('every console page', () => {
   it('is served with the strict CSP and without inline scripts or styles', async () => {
     const s = await signIn();
-    for (const path of ['/console/sign-in', '/console/integrations', '/console/integrations/csrf1', '/console/catalog', '/console/catalog/github', '/console/keys', '/console/tokens', '/console/audit', '/console/metrics']) {
+    for (const path of ['/console/sign-in', '/console/integrations', '/console/integrations/csrf1', '/console/catalog', '/console/catalog/github', '/console/keys', '/console/tokens', '/console/audit', '/console/metrics', '/console/api']) {
       const res = await get(path, path === '/console/sign-in' ? undefined : s.cookie);
       expect(res.status, path).toBe(200);
       expect(res.headers['content-security-policy'], path).toBe(CSP);
