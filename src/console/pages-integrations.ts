@@ -2,7 +2,7 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { actionButton, csrfField, html, page, when, type Html } from './html.js';
 import { AUTH_FORMS, consoleAuthTypes, setAt, valueAt, type AuthField } from './auth-fields.js';
-import { sendPage, type ConsoleKit } from './server.js';
+import { sendPage, type ApiAnswer, type ConsoleKit } from './server.js';
 import type { Session } from './sessions.js';
 
 type Form = URLSearchParams;
@@ -125,9 +125,10 @@ ${actionButton(`${action}/delete`, csrf, 'Delete record', `Delete auth record ${
 
 export function integrationPages(app: FastifyInstance, kit: ConsoleKit): void {
   const back = (reply: FastifyReply, to: string) => reply.redirect(to, 303);
-  const report = (req: FastifyRequest, a: { status: number }, okText: string, kitRef = kit): boolean => {
+  /** The outcome of an admin API call, as the next page's message. */
+  const report = (req: FastifyRequest, a: ApiAnswer, okText: string): boolean => {
     const ok = a.status < 300;
-    kitRef.flash(req, ok ? { kind: 'ok', text: okText } : { kind: 'error', text: kitRef.problem(a as never) });
+    kit.flash(req, ok ? { kind: 'ok', text: okText } : { kind: 'error', text: kit.problem(a) });
     return ok;
   };
 
