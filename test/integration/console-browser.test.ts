@@ -77,16 +77,34 @@ afterAll(async () => {
   await up?.close();
 });
 
-const shot = (name: string) => page.screenshot({ path: join(ARTIFACTS, `console-${name}.png`), fullPage: true });
+/** Each screenshot also checks the page's form controls all have a label (accessible names). */
+async function shot(name: string): Promise<void> {
+  const unlabelled = await page.evaluate(() =>
+    [...document.querySelectorAll('input:not([type=hidden]), select, textarea, button')]
+      .filter((el) => {
+        const labels = (el as HTMLInputElement).labels;
+        const named = (labels && labels.length > 0) || el.getAttribute('aria-label') || (el.tagName === 'BUTTON' && el.textContent?.trim());
+        return !named;
+      })
+      .map((el) => el.outerHTML.slice(0, 80)),
+  );
+  expect(unlabelled, `unlabelled controls on ${name}`).toEqual([]);
+  await page.screenshot({ path: join(ARTIFACTS, `console-${name}.png`), fullPage: true });
+}
 
 describe('the console in Chromium', () => {
   it('signs in with an admin key; the key is not kept by the browser', async () => {
     await page.goto(`${lk.adminUrl}/console`);
     expect(new URL(page.url()).pathname).toBe('/console/sign-in');
+    // Keyboard: the key field has focus, Enter submits.
+    expect(await page.evaluate(() => document.activeElement?.id)).toBe('key');
     await shot('sign-in');
-    await page.getByLabel('Admin API key').fill(lk.adminKey);
-    await page.getByRole('button', { name: 'Sign in' }).click();
+    await page.keyboard.type(lk.adminKey);
+    await page.keyboard.press('Enter');
     await page.waitForURL('**/console/integrations');
+    // The first Tab reaches the skip link, which leads to the content.
+    await page.keyboard.press('Tab');
+    expect(await page.evaluate(() => document.activeElement?.textContent)).toBe('Skip to content');
     expect(await page.getByRole('heading', { level: 1 }).textContent()).toBe('Integrations');
     const cookies = await context.cookies();
     const session = cookies.find((c) => c.name === 'latchkey_session');
