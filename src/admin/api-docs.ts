@@ -91,6 +91,12 @@ export const COMPONENT_SCHEMAS: Record<string, Record<string, unknown>> = {
       createdAt: ts,
       expiresAt: nullableTs,
       lastUsedAt: nullableTs,
+      rules: {
+        type: ['array', 'null'],
+        description: 'Request rules: a call must match one (integration, methods, path globs)',
+        items: { type: 'object', properties: { integration: { type: 'string' }, methods: { type: 'array', items: { type: 'string' } }, paths: { type: 'array', items: { type: 'string' } } } },
+      },
+      rateLimit: { type: ['object', 'null'], properties: { requests: { type: 'integer' }, perSeconds: { type: 'integer' } } },
     },
   },
   CreatedApiKey: {
@@ -206,6 +212,17 @@ export const ROUTE_DOCS: Record<string, RouteDoc> = {
     errors: ['JWT_NOT_CONFIGURED', 'INTEGRATION_NOT_ALLOWED'],
   },
   'GET /v1/audit': { summary: 'Read the audit log, newest first', tag: 'audit', status: 200, body: 'AuditPage' },
+  // Routes of features being built on other branches: documented here already, so they appear complete when they land.
+  'PATCH /v1/api-keys/{keyId}': { summary: "Change a key's name, expiry, request rules or rate limit", tag: 'access', status: 200, body: 'ApiKey', errors: ['NOT_FOUND'] },
+  'GET /ca.pem': { summary: "The local CA certificate (PEM) that signs latchkey's interception certificates", tag: 'service', status: 200, body: 'text', open: true },
+  'POST /v1/integrations/{integrationId}/oauth/authorize': {
+    summary: 'Start an OAuth 2 connect flow (authorization code with PKCE): answers the URL to open',
+    tag: 'auth records',
+    status: 201,
+    body: 'object',
+    errors: ['NOT_FOUND'],
+  },
+  'GET /oauth/callback': { summary: "The OAuth provider's redirect: exchanges the code and stores the record (HTML page)", tag: 'auth records', status: 200, body: 'html', errors: ['INVALID_STATE'], open: true },
 };
 
 /** Every /v1 route can answer these (section "Access control" of the docs). */
