@@ -196,3 +196,33 @@ describe('no stored secret on any console page', () => {
     expect(b && b.updatedAt > b.createdAt).toBe(true);
   });
 });
+
+describe('which origins may send console forms', () => {
+  it('the listener’s own address and its loopback names, plus console.origins; nothing else', async () => {
+    const { writeFileSync } = await import('node:fs');
+    const { join } = await import('node:path');
+    const { tmpDir } = await import('../helpers/tmp.js');
+    const dir = tmpDir();
+    const cfg = join(dir.path, 'config.json');
+    writeFileSync(cfg, JSON.stringify({ console: { sessionMinutes: 5, origins: ['https://console.example.com'] } }));
+    const other = await startLatchkey({ LATCHKEY_CONFIG: cfg }, dir.path);
+    const port = new URL(other.adminUrl).port;
+    const signInFrom = (origin: string) =>
+      call(`${other.adminUrl}/console/sign-in`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/x-www-form-urlencoded', origin },
+        body: form({ key: other.adminKey }),
+      });
+    for (const ok of [other.adminUrl, `http://localhost:${port}`, `http://[::1]:${port}`, 'https://console.example.com']) {
+      const res = await signInFrom(ok);
+      expect(res.status, ok).toBe(303);
+      // console.sessionMinutes sets the cookie's life.
+      expect(String(res.headers['set-cookie'])).toMatch(/Max-Age=(299|300);?/);
+    }
+    for (const bad of [`http://localhost:${Number(port) + 1}`, 'https://console.example.com:444', 'http://evil.example', 'null']) {
+      expect((await signInFrom(bad)).status, bad).toBe(403);
+    }
+    await other.close();
+    dir.cleanup();
+  });
+});
