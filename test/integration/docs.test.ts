@@ -1,4 +1,5 @@
-import { execFileSync } from 'node:child_process';
+import { execFile } from 'node:child_process';
+import { promisify } from 'node:util';
 import { existsSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -12,7 +13,8 @@ import { DEFAULTS, ENV_OVERRIDES } from '../../src/config/schema.js';
 const root = process.cwd();
 const docFiles = (): string[] => ['README.md', ...readdirSync(join(root, 'docs')).filter((f) => f.endsWith('.md')).map((f) => `docs/${f}`)];
 const read = (f: string): string => readFileSync(join(root, f), 'utf8');
-const cli = (args: string[]): string => execFileSync(process.execPath, [compiledCli(), ...args], { encoding: 'utf8', env: { PATH: process.env.PATH ?? '' } });
+const cli = async (args: string[]): Promise<string> =>
+  (await promisify(execFile)(process.execPath, [compiledCli(), ...args], { encoding: 'utf8', env: { PATH: process.env.PATH ?? '' } })).stdout;
 
 let lk: TestLatchkey;
 beforeAll(async () => {
@@ -29,11 +31,13 @@ describe('documentation in the repository', () => {
     for (const path of Object.keys(doc.paths)) expect(rendered).toContain(path);
   });
 
-  it('every command answers --help with its own usage, quoted in docs/cli.md and listed by latchkey --help', () => {
+  it('every command answers --help with its own usage, quoted in docs/cli.md and listed by latchkey --help', async () => {
     const cliDoc = read('docs/cli.md');
-    const main = cli(['--help']);
-    for (const [command, text] of Object.entries(COMMAND_HELP)) {
-      const out = cli([command, '--help']);
+    const commands = Object.entries(COMMAND_HELP);
+    // The children run side by side: each is a whole Node start.
+    const [main, ...outs] = await Promise.all([cli(['--help']), ...commands.map(([command]) => cli([command, '--help']))]);
+    for (const [i, [command, text]] of commands.entries()) {
+      const out = outs[i] ?? '';
       expect(out.trim()).toBe(text);
       expect(main).toContain(`  ${command}`);
       for (const usage of text.split('\n').filter((l) => /^(Usage:| {7})latchkey /.test(l))) {
