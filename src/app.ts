@@ -117,6 +117,7 @@ export async function startApp(config: Config, log: Logger, hooks: AppHooks = {}
     const metrics = new Metrics();
     auditLog = new AuditLog(store, config.db, config.audit.retentionDays, log);
     let ready = false;
+    const kindDeps = { maxBodyBytes: config.proxy.signing.maxBodyBytes };
     const ca = upstreamCa(config.proxy.caFile);
     const connector = new Connector({ connectTimeoutMs: config.proxy.connectTimeoutMs, ca, ...hooks });
     const agent = connector.undiciAgent({
@@ -133,13 +134,14 @@ export async function startApp(config: Config, log: Logger, hooks: AppHooks = {}
       catalog: config.providerCatalog,
       agent,
       probeTimeoutMs: config.catalog.probeTimeoutMs,
+      kindDeps,
       bodyLimit: 64 * 1024,
       consoleSessionMinutes: config.console.sessionMinutes,
       consoleOrigins: config.console.origins,
       ready: () => ready,
     });
     proxy = createProxyServer({
-      plans: new PlanCache(store),
+      plans: new PlanCache(store, kindDeps),
       authn,
       clientAuth: config.proxy.clientAuth,
       // A preflight is answered only for tokens whose minting key is still valid.

@@ -8,12 +8,28 @@ import {
   type CredentialInput,
 } from '../credentials/auth-types.js';
 import type { AuthRecord } from '../store/auth-records.js';
+import { kindBodyFields, kindOf } from '../credentials/kinds/index.js';
+import type { ErrorDetail } from '../errors.js';
+import type { NewCredential } from '../credentials/auth-types.js';
 import { createAuthBody, patchAuthBody } from './schemas.js';
 import { auditChange, type AdminContext } from './context.js';
 
 interface AuthBody extends CredentialInput {
   authType?: string;
   headers?: StaticHeader[];
+  [kindField: string]: unknown;
+}
+
+/** Create for a kind that parses its own credential object (`aws`, `hmac`...); others: the seed types' rules. */
+function newCredential(authType: ReturnType<typeof parseAuthType>, body: AuthBody): NewCredential {
+  const kind = kindOf(authType);
+  if (!kind.field || !kind.parse) return credentialForCreate(authType, body);
+  const input = body[kind.field];
+  if (input === undefined) throw validationError([{ field: kind.field, problem: `is required for authType ${authType}` }]);
+  const problems: ErrorDetail[] = [];
+  const parsed = kind.parse(input, problems);
+  if (problems.length > 0) throw validationError(problems);
+  return { apiKey: null, secrets: parsed.secrets, config: parsed.config };
 }
 
 type Params = { integrationId: string; authId: string };
@@ -27,6 +43,9 @@ export function authView(r: AuthRecord): Record<string, unknown> {
     headers: r.headers,
   };
   if (r.authType === 'API_KEY' && r.apiKey) view.apiKey = { key: r.apiKey.key, position: r.apiKey.position };
+  const kind = kindOf(r.authType);
+  // A kind's view holds its non-secret settings only (region, template): secrets never reach it.
+  if (kind.field && kind.view) view[kind.field] = kind.view(r.config);
   if (r.provider) {
     view.provider = r.provider;
     view.label = r.label;
@@ -50,7 +69,7 @@ export function authRoutes(app: FastifyInstance, ctx: AdminContext): void {
     store.integrations.mustGet(integrationId);
     const authType = parseAuthType(req.body.authType);
     checkHeaders(req.body.headers);
-    const credential = credentialForCreate(authType, req.body);
+    const credential = newCredential(authType, req.body);
     const rec = store.authRecords.create(integrationId, authType, req.body.headers ?? [], credential);
     auditChange(ctx, req, 'auth.create', { integrationId, authId: rec.authId });
     return reply.code(201).send(authView(rec));
@@ -73,7 +92,12 @@ export function authRoutes(app: FastifyInstance, ctx: AdminContext): void {
       throw validationError([{ field: 'authType', problem: `is fixed at creation (${current.authType})` }]);
     }
     checkHeaders(b.headers);
-    const touchesCredential = b.token !== undefined || b.username !== undefined || b.password !== undefined || b.apiKey !== undefined;
+    const kind = kindOf(current.authType);
+    const wrongKindField = kindBodyFields().find((f) => b[f] !== undefined && f !== kind.field);
+    if (wrongKindField) throw validationError([{ field: wrongKindField, problem: `does not belong to authType ${current.authType}` }]);
+    const kindInput = kind.field ? b[kind.field] : undefined;
+    const touchesCredential =
+      b.token !== undefined || b.username !== undefined || b.password !== undefined || b.apiKey !== undefined || kindInput !== undefined;
     if (touchesCredential && current.provider) {
       // Its fields are the provider's, checked by the probe: rotate by storing new credentials.
       throw validationError([
@@ -82,14 +106,22 @@ export function authRoutes(app: FastifyInstance, ctx: AdminContext): void {
     }
     // Secrets are opened only when a credential field changes, and only to merge it.
     const secrets = touchesCredential ? store.authRecords.openSecrets(integrationId, authId) : {};
-    const { credential, secretsChanged } = credentialForPatch(current.authType, { apiKey: current.apiKey, secrets }, b);
-    const updated = store.authRecords.update(
-      integrationId,
-      authId,
-      b.headers ?? current.headers,
-      credential.apiKey,
-      secretsChanged ? credential.secrets : null,
-    );
+    let updated: AuthRecord;
+    if (kind.patch && kindInput !== undefined) {
+      const problems: ErrorDetail[] = [];
+      const parsed = kind.patch({ secrets, config: current.config }, kindInput, problems);
+      if (problems.length > 0) throw validationError(problems);
+      updated = store.authRecords.update(integrationId, authId, b.headers ?? current.headers, null, parsed.secrets, parsed.config);
+    } else {
+      const { credential, secretsChanged } = credentialForPatch(current.authType, { apiKey: current.apiKey, secrets }, b);
+      updated = store.authRecords.update(
+        integrationId,
+        authId,
+        b.headers ?? current.headers,
+        credential.apiKey,
+        secretsChanged ? credential.secrets : null,
+      );
+    }
     auditChange(ctx, req, 'auth.update', { integrationId, authId });
     return authView(updated);
   });

@@ -40,7 +40,7 @@ export function catalogRoutes(app: FastifyInstance, ctx: AdminContext): void {
     async (req, reply) => {
       const provider = req.params.integrationId;
       const { credential, probeDetail } = await storeProviderCredential(
-        { store: ctx.store, catalog, agent: ctx.agent, probeTimeoutMs: ctx.probeTimeoutMs },
+        { store: ctx.store, catalog, agent: ctx.agent, probeTimeoutMs: ctx.probeTimeoutMs, kindDeps: ctx.kindDeps },
         provider,
         req.body,
       );

@@ -1,3 +1,4 @@
+import type { KindDeps } from '../credentials/kind.js';
 import type { FastifyRequest } from 'fastify';
 import type { Store } from '../store/store.js';
 import type { Authenticator } from '../access/credentials.js';
@@ -26,6 +27,8 @@ export interface AdminContext {
   /** The proxy's upstream agent: catalog probes go out the same way as calls. */
   agent: Dispatcher;
   probeTimeoutMs: number;
+  /** Settings credential kinds depend on (the signing body limit). */
+  kindDeps: KindDeps;
   metrics: Metrics;
   keys: KeyVerifier;
   /** Console sessions end this long after sign-in (config console.sessionMinutes). */

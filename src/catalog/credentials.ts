@@ -12,7 +12,9 @@ import { checkBaseUrl, hostAllowed, type ParsedBaseUrl } from '../hosts.js';
 import { newIntegrationId } from '../ids.js';
 import { buildAuthPlan } from '../proxy/plans.js';
 import { injectQuery, splitPathQuery, upstreamHeaders } from '../proxy/inject.js';
-import { upstreamError } from '../proxy/forward.js';
+import { upstreamError, type UpstreamRequest } from '../proxy/forward.js';
+import { applyInjector } from '../proxy/apply.js';
+import type { KindDeps } from '../credentials/kind.js';
 import type { Store } from '../store/store.js';
 import { URL_FIELD_VALUE, type Catalog, type CompiledProvider } from './catalog.js';
 import { isIntegrationId } from '../admin/schemas.js';
@@ -44,6 +46,7 @@ export interface CredentialDeps {
   catalog: Catalog;
   agent: Dispatcher;
   probeTimeoutMs: number;
+  kindDeps: KindDeps;
 }
 
 const VALUE = new RegExp(HEADER_VALUE_PATTERN);
@@ -100,19 +103,31 @@ function jsonField(text: string, path: string): unknown {
 async function probe(deps: CredentialDeps, p: CompiledProvider, base: ParsedBaseUrl, fields: Record<string, string>): Promise<ProbeOutcome> {
   const spec = p.entry.probe;
   if (!spec) return { outcome: 'unverified', detail: 'the provider has no probe' };
-  const plan = buildAuthPlan('probe', 'API_KEY', p.template, fields, p.staticHeaders, []);
+  const input = { authType: 'API_KEY' as const, fields, config: null, template: p.template, apiKey: null };
+  const plan = buildAuthPlan('probe', input, deps.kindDeps, p.staticHeaders, []);
   const encoded = Object.fromEntries(Object.entries(fields).map(([k, v]) => [k, encodeURIComponent(v)]));
   const { path, query } = splitPathQuery(render(spec.path, encoded) ?? spec.path);
   const q = injectQuery(query, plan.query, []);
   const headers = upstreamHeaders({}, plan, []);
   if (spec.body !== undefined) headers['content-type'] = 'application/json';
+  const body = spec.body === undefined ? null : Buffer.from(JSON.stringify(spec.body));
+  const up: UpstreamRequest = {
+    origin: `${base.protocol}//${base.host}`,
+    path: `${base.pathPrefix}${path}${q ? `?${q}` : ''}`,
+    method: spec.method,
+    headers,
+    hostname: base.hostname,
+    injectedQuery: plan.query,
+  };
+  // A signing provider's probe is signed exactly as a proxied call would be; a signing failure is its own error.
+  await applyInjector(plan, up, body);
   try {
     const res = await deps.agent.request({
-      origin: `${base.protocol}//${base.host}`,
-      path: `${base.pathPrefix}${path}${q ? `?${q}` : ''}`,
+      origin: up.origin,
+      path: up.path,
       method: spec.method,
-      headers,
-      body: spec.body === undefined ? null : JSON.stringify(spec.body),
+      headers: up.headers,
+      body: up.body ?? body,
       headersTimeout: deps.probeTimeoutMs,
       bodyTimeout: deps.probeTimeoutMs,
       signal: AbortSignal.timeout(deps.probeTimeoutMs),

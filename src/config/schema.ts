@@ -11,6 +11,8 @@ export interface FileConfig {
     headersTimeoutMs: number;
     bodyTimeoutMs: number;
     caFile: string | null;
+    /** Request signers (SigV4, HMAC) buffer a body to hash it: at most this many bytes. */
+    signing: { maxBodyBytes: number };
   };
   admin: { addr: string };
   db: string;
@@ -40,6 +42,7 @@ export const DEFAULTS: FileConfig = {
     headersTimeoutMs: 300_000,
     bodyTimeoutMs: 300_000,
     caFile: null,
+    signing: { maxBodyBytes: 16 * 1024 * 1024 },
   },
   admin: { addr: '127.0.0.1:7481' },
   db: './data/latchkey.db',
@@ -64,7 +67,7 @@ export const CONFIG_SCHEMA = {
     proxy: {
       type: 'object',
       additionalProperties: false,
-      required: ['addr', 'clientAuth', 'connectTimeoutMs', 'headersTimeoutMs', 'bodyTimeoutMs', 'caFile'],
+      required: ['addr', 'clientAuth', 'connectTimeoutMs', 'headersTimeoutMs', 'bodyTimeoutMs', 'caFile', 'signing'],
       properties: {
         addr: ADDR,
         clientAuth: { enum: ['required', 'none'] },
@@ -72,6 +75,12 @@ export const CONFIG_SCHEMA = {
         headersTimeoutMs: MS,
         bodyTimeoutMs: MS,
         caFile: { type: ['string', 'null'], minLength: 1 },
+        signing: {
+          type: 'object',
+          additionalProperties: false,
+          required: ['maxBodyBytes'],
+          properties: { maxBodyBytes: { type: 'integer', minimum: 0, maximum: 1024 * 1024 * 1024 } },
+        },
       },
     },
     admin: {

@@ -102,6 +102,8 @@ function basicProblems(details: ErrorDetail[], input: CredentialInput): void {
 export interface NewCredential {
   apiKey: ApiKeyPlacement | null;
   secrets: Secrets;
+  /** A kind's non-secret settings (see credentials/kind.ts); absent for the seed types. */
+  config?: Record<string, unknown> | null;
 }
 
 /** Create: fields of other types are dropped; a missing required one is named. */

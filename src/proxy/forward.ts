@@ -6,6 +6,7 @@ import type { IncomingMessage, ServerResponse, OutgoingHttpHeaders } from 'node:
 import type { Dispatcher } from 'undici';
 import { LatchkeyError, type ErrorCode } from '../errors.js';
 import { decodeQueryName } from './inject.js';
+import { hasBody } from './apply.js';
 
 export interface UpstreamRequest {
   origin: string;
@@ -15,6 +16,8 @@ export interface UpstreamRequest {
   hostname: string;
   /** Injected query parameters (name, value): never handed back in a redirect's Location. */
   injectedQuery: Array<[string, string]>;
+  /** Set when an injector buffered the body (to hash it): these exact bytes are sent instead of the client stream. */
+  body?: Buffer;
 }
 
 export interface ForwardResult {
@@ -42,11 +45,6 @@ export function upstreamError(err: unknown, hostname: string): LatchkeyError {
   else if (TLS_CODES.test(code)) why = 'TLS handshake failed';
   else if (code === 'ECONNRESET' || code === 'UND_ERR_SOCKET') why = 'connection reset';
   return new LatchkeyError('UPSTREAM_UNREACHABLE', `upstream ${hostname}: ${why}${code ? ` (${code})` : ''}`);
-}
-
-function hasBody(req: IncomingMessage): boolean {
-  const len = req.headers['content-length'];
-  return req.headers['transfer-encoding'] !== undefined || (len !== undefined && len !== '0');
 }
 
 /**
@@ -135,7 +133,7 @@ export async function forward(
         path: up.path,
         method: up.method as Dispatcher.HttpMethod,
         headers: up.headers,
-        body: hasBody(req) ? req : null,
+        body: up.body ?? (hasBody(req) ? req : null),
         signal: gone,
       },
       ({ statusCode, headers }) => {

@@ -1,7 +1,7 @@
 /**
  * The data plane as a list of stages over one Call:
  *
- *   tag -> resolve -> authenticate -> authorize -> build -> forward
+ *   tag -> resolve -> authenticate -> authorize -> build -> inject -> forward
  *
  * Each stage fills in the Call or throws a coded LatchkeyError; server.ts runs
  * them in order and turns any error into the proxy's own answer.
@@ -21,6 +21,7 @@ import {
   type ClientKeyPlace,
 } from './inject.js';
 import type { UpstreamRequest } from './forward.js';
+import { applyInjector } from './apply.js';
 
 export type Mode = 'path' | 'header' | 'forward';
 
@@ -43,6 +44,8 @@ export interface Call {
   upstream: UpstreamRequest | null;
   /** A widget token's verified Origin: answers to it carry CORS headers. */
   corsOrigin: string | null;
+  /** Every secret value injected into this call (set by the inject stage): response redaction works from these. */
+  secrets: readonly string[];
 }
 
 export interface PipelineDeps {
@@ -307,4 +310,13 @@ export function build(call: Call): void {
     hostname,
     injectedQuery: auth.query,
   };
+}
+
+/**
+ * Stage 6: a dynamic credential kind (a signer, a token) edits the built
+ * request last, at send time, so it sees exactly what goes out. Static kinds
+ * were rendered into the plan and pass straight through.
+ */
+export async function inject(call: Call): Promise<void> {
+  call.secrets = await applyInjector(call.auth as AuthPlan, call.upstream as UpstreamRequest, call.req);
 }

@@ -5,8 +5,10 @@
  * any other), so an admin change applies to the very next call.
  */
 import { canonicalHostPort, parseBaseUrl, type ParsedBaseUrl } from '../hosts.js';
-import { headersToPairs, templateFor, type AuthType } from '../credentials/auth-types.js';
-import { credentialPlaces, renderInjection, type InjectionTemplate } from '../credentials/template.js';
+import { headersToPairs, type AuthType } from '../credentials/auth-types.js';
+import { credentialPlaces, renderInjection } from '../credentials/template.js';
+import type { Injector, KindDeps, KindInput } from '../credentials/kind.js';
+import { kindOf } from '../credentials/kinds/index.js';
 import type { StaticHeader } from '../credentials/headers.js';
 import type { Store } from '../store/store.js';
 import type { AuthRecord } from '../store/auth-records.js';
@@ -22,6 +24,10 @@ export interface AuthPlan {
   headers: Array<[string, string]>;
   /** Query parameters to set (API_KEY in query position). */
   query: Array<[string, string]>;
+  /** Dynamic kinds (signers, tokens): runs at send time after every other edit; null for static kinds. */
+  injector: Injector | null;
+  /** Every secret value the plan injects (its kind's secretsOf); an injector may add more per call. */
+  secrets: readonly string[];
 }
 
 export interface IntegrationPlan {
@@ -45,26 +51,29 @@ export function mergeHeaders(...lists: Array<Array<[string, string]>>): Array<[s
 
 /**
  * The plan for one credential: integration headers, record headers, then the
- * rendered template. The proxy and the catalog's validation probe both build
- * their requests from this.
+ * kind's rendered template, and its injector if it has one. The proxy and the
+ * catalog's validation probe both build their requests from this.
  */
 export function buildAuthPlan(
   authId: string,
-  authType: AuthType,
-  template: InjectionTemplate,
-  fields: Readonly<Record<string, string | undefined>>,
+  input: KindInput,
+  deps: KindDeps,
   integrationHeaders: StaticHeader[],
   recordHeaders: StaticHeader[],
 ): AuthPlan {
-  const credential = renderInjection(template, fields);
-  const places = credentialPlaces(template);
+  const kind = kindOf(input.authType);
+  const prepared = kind.prepare(input, deps);
+  const credential = renderInjection(prepared.template, input.fields);
+  const places = credentialPlaces(prepared.template);
   return {
     authId,
-    authType,
-    credentialHeaders: places.headers,
+    authType: input.authType,
+    credentialHeaders: [...new Set([...places.headers, ...(prepared.clientKeyHeaders ?? [])])],
     credentialQuery: places.query,
     headers: mergeHeaders(headersToPairs(integrationHeaders), headersToPairs(recordHeaders), credential.headers),
     query: credential.query,
+    injector: prepared.injector,
+    secrets: kind.secretsOf(input),
   };
 }
 
@@ -72,7 +81,10 @@ export class PlanCache {
   private plans = new Map<string, IntegrationPlan | null>();
   private version = -1;
 
-  constructor(private readonly store: Store) {}
+  constructor(
+    private readonly store: Store,
+    private readonly kindDeps: KindDeps,
+  ) {}
 
   /** The plan of an integration, or null when it does not exist. */
   get(integrationId: string): IntegrationPlan | null {
@@ -118,8 +130,14 @@ export class PlanCache {
   }
 
   private planFor(integrationHeaders: StaticHeader[], record: AuthRecord): AuthPlan {
-    const secrets = this.store.authRecords.openSecrets(record.integrationId, record.authId);
-    const template = record.template ?? templateFor(record.authType, record.apiKey);
-    return buildAuthPlan(record.authId, record.authType, template, secrets, integrationHeaders, record.headers);
+    const fields = this.store.authRecords.openSecrets(record.integrationId, record.authId);
+    const input: KindInput = {
+      authType: record.authType,
+      fields,
+      config: record.config,
+      template: record.template,
+      apiKey: record.apiKey,
+    };
+    return buildAuthPlan(record.authId, input, this.kindDeps, integrationHeaders, record.headers);
   }
 }

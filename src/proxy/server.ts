@@ -9,6 +9,7 @@ import {
   authorize,
   build,
   corsHeaders,
+  inject,
   isPreflight,
   preflightHeaders,
   resolve,
@@ -66,6 +67,7 @@ function newCall(req: IncomingMessage): Call {
     clientKeys: [],
     upstream: null,
     corsOrigin: null,
+    secrets: [],
   };
 }
 
@@ -147,6 +149,7 @@ export function createProxyServer(deps: ProxyDeps): http.Server {
       await authenticate(call, deps);
       authorize(call);
       build(call);
+      await inject(call);
       const extra = call.corsOrigin ? { ...corsHeaders(call.corsOrigin), 'x-request-id': call.requestId } : { 'x-request-id': call.requestId };
       const result = await forward(deps.agent, req, res, call.upstream!, extra);
       finish(call, result.status, result.error);
@@ -169,6 +172,7 @@ export function createProxyServer(deps: ProxyDeps): http.Server {
       await authenticate(call, deps);
       authorize(call);
       build(call);
+      await inject(call);
       const result = await ws(call, socket, head);
       finish(call, result.status, result.error);
     } catch (err) {

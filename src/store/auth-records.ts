@@ -19,6 +19,8 @@ export interface AuthRecord {
   label: string | null;
   /** A catalog provider's template; null: the auth type's own. */
   template: InjectionTemplate | null;
+  /** The kind's non-secret settings (never a secret: those are sealed). */
+  config: Record<string, unknown> | null;
   createdAt: string;
   updatedAt: string;
 }
@@ -43,6 +45,7 @@ interface Row {
   provider: string | null;
   label: string | null;
   template: string | null;
+  config: string | null;
   created_at: string;
   updated_at: string;
 }
@@ -57,6 +60,7 @@ function toRecord(row: Row): AuthRecord {
     provider: row.provider,
     label: row.label,
     template: row.template ? (JSON.parse(row.template) as InjectionTemplate) : null,
+    config: row.config ? (JSON.parse(row.config) as Record<string, unknown>) : null,
     createdAt: row.created_at,
     updatedAt: row.updated_at,
   };
@@ -80,10 +84,10 @@ export class AuthRecordRepo {
     this.insertStmt = db.prepare(`
       INSERT INTO auth_records
         (auth_id, integration_id, auth_type, headers, api_key_name, api_key_position, wrapped_key, sealed,
-         provider, label, template, created_at, updated_at)
+         provider, label, template, config, created_at, updated_at)
       VALUES
         (@authId, @integrationId, @authType, @headers, @apiKeyName, @apiKeyPosition, @wrappedKey, @sealed,
-         @provider, @label, @template, @now, @now)`);
+         @provider, @label, @template, @config, @now, @now)`);
     this.getStmt = db.prepare<[string, string], Row>(
       'SELECT * FROM auth_records WHERE integration_id = ? AND auth_id = ?',
     );
@@ -94,7 +98,7 @@ export class AuthRecordRepo {
     this.updateStmt = db.prepare(`
       UPDATE auth_records
       SET headers = @headers, api_key_name = @apiKeyName, api_key_position = @apiKeyPosition,
-          wrapped_key = @wrappedKey, sealed = @sealed, updated_at = @now
+          wrapped_key = @wrappedKey, sealed = @sealed, config = @config, updated_at = @now
       WHERE auth_id = @authId`);
     this.deleteStmt = db.prepare('DELETE FROM auth_records WHERE integration_id = ? AND auth_id = ?');
     this.allKeysStmt = db.prepare<[], { auth_id: string; wrapped_key: Buffer }>(
@@ -124,6 +128,7 @@ export class AuthRecordRepo {
       provider: fromCatalog?.provider ?? null,
       label: fromCatalog?.label ?? null,
       template: fromCatalog ? JSON.stringify(fromCatalog.template) : null,
+      config: credential.config ? JSON.stringify(credential.config) : null,
       now: nowIso(),
     });
     this.onWrite();
@@ -162,13 +167,14 @@ export class AuthRecordRepo {
       Record<string, string>;
   }
 
-  /** Writes new headers and placement; re-seals (with a fresh data key) only when `secrets` is given. */
+  /** Writes new headers, placement and config; re-seals (with a fresh data key) only when `secrets` is given. */
   update(
     integrationId: string,
     authId: string,
     headers: StaticHeader[],
     apiKey: ApiKeyPlacement | null,
     secrets: Secrets | null,
+    config: Record<string, unknown> | null = null,
   ): AuthRecord {
     const row = this.row(integrationId, authId);
     const sealed = secrets
@@ -181,6 +187,7 @@ export class AuthRecordRepo {
       apiKeyPosition: apiKey?.position ?? null,
       wrappedKey: sealed.wrappedKey,
       sealed: sealed.sealed,
+      config: config ? JSON.stringify(config) : row.config,
       now: nextTimestamp(row.updated_at),
     });
     this.onWrite();

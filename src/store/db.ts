@@ -107,6 +107,10 @@ const MIGRATIONS: string[] = [
   CREATE INDEX widget_grants_by_key ON widget_grants (key_id, expires_at);
   CREATE INDEX widget_grants_by_expiry ON widget_grants (expires_at);
   `,
+  `
+  -- A credential kind's non-secret settings as JSON (AWS region and service, an HMAC template, an OAuth token URL).
+  ALTER TABLE auth_records ADD COLUMN config TEXT;
+  `,
 ];
 
 export const SCHEMA_VERSION = MIGRATIONS.length;

@@ -1,0 +1,22 @@
+/** The registry of credential kinds: one entry per auth type. */
+import type { AuthType } from '../auth-types.js';
+import type { CredentialKind } from '../kind.js';
+import { staticKind } from './static.js';
+
+const KINDS = new Map<AuthType, CredentialKind>([
+  ['NO_AUTH', staticKind('NO_AUTH')],
+  ['BASIC_AUTH', staticKind('BASIC_AUTH')],
+  ['BEARER_TOKEN', staticKind('BEARER_TOKEN')],
+  ['API_KEY', staticKind('API_KEY')],
+]);
+
+export function kindOf(type: AuthType): CredentialKind {
+  const kind = KINDS.get(type);
+  if (!kind) throw new Error(`no credential kind for ${type}`);
+  return kind;
+}
+
+/** Request-body properties of the kinds that parse their own credential (`aws`, `hmac`...). */
+export function kindBodyFields(): string[] {
+  return [...KINDS.values()].flatMap((k) => (k.field ? [k.field] : []));
+}

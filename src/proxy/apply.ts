@@ -1,0 +1,86 @@
+/**
+ * The send-time half of the injection engine: runs a dynamic kind's injector
+ * over the fully built upstream request, buffering the body first only when
+ * the injector needs it. The proxy (every mode) and the catalog probe both
+ * go through here.
+ */
+import type { IncomingMessage } from 'node:http';
+import { LatchkeyError } from '../errors.js';
+import type { OutgoingRequest } from '../credentials/kind.js';
+import type { AuthPlan } from './plans.js';
+import type { UpstreamRequest } from './forward.js';
+
+/** Where a body comes from: a client stream, or bytes already in hand (a probe). */
+export type BodySource = IncomingMessage | Buffer | null;
+
+function tooLarge(max: number): LatchkeyError {
+  return new LatchkeyError('PAYLOAD_TOO_LARGE', `the request body is over ${max} bytes, the most a signed call may buffer`);
+}
+
+/** Reads a client body into memory, at most `max` bytes: above it, 413 before anything is sent. */
+export async function readBounded(req: IncomingMessage, max: number): Promise<Buffer> {
+  const declared = Number(req.headers['content-length'] ?? NaN);
+  if (declared > max) {
+    // Nothing more is read: the connection cannot be reused for another request.
+    req.resume();
+    throw tooLarge(max);
+  }
+  const chunks: Buffer[] = [];
+  let size = 0;
+  for await (const chunk of req as AsyncIterable<Buffer>) {
+    size += chunk.length;
+    if (size > max) {
+      req.resume();
+      throw tooLarge(max);
+    }
+    chunks.push(chunk);
+  }
+  return Buffer.concat(chunks, size);
+}
+
+export function hasBody(req: IncomingMessage): boolean {
+  const len = req.headers['content-length'];
+  return req.headers['transfer-encoding'] !== undefined || (len !== undefined && len !== '0');
+}
+
+/** The Host header undici sends for an origin: the scheme's default port is left out. */
+export const hostOf = (origin: string): string => new URL(origin).host;
+
+/**
+ * Applies the plan's injector to `up` in place and returns the secret values
+ * the call carries (the plan's, plus any the injector added). A static plan
+ * returns at once.
+ */
+export async function applyInjector(auth: AuthPlan, up: UpstreamRequest, source: BodySource, now = Date.now()): Promise<string[]> {
+  const injector = auth.injector;
+  if (!injector) return auth.secrets as string[];
+  const added: string[] = [];
+  let body: Buffer | null = null;
+  const out: OutgoingRequest = {
+    method: up.method,
+    origin: up.origin,
+    host: hostOf(up.origin),
+    path: up.path,
+    headers: up.headers,
+    get body() {
+      return body;
+    },
+    now,
+    addSecret: (value) => {
+      if (value) added.push(value);
+    },
+  };
+  const need = injector.needsBody;
+  if (need && (need.when?.(out) ?? true)) {
+    if (Buffer.isBuffer(source)) body = source;
+    else if (source && hasBody(source)) body = await readBounded(source, need.maxBytes);
+    else body = Buffer.alloc(0);
+    if (body.length > need.maxBytes) throw tooLarge(need.maxBytes);
+    // The bytes that were hashed are the bytes sent: forward uses this buffer, not the stream.
+    up.body = body;
+  }
+  await injector.apply(out);
+  up.path = out.path;
+  up.headers = out.headers;
+  return added.length > 0 ? [...auth.secrets, ...added] : (auth.secrets as string[]);
+}
