@@ -104,6 +104,7 @@ export class Metrics {
   );
   readonly injectionFailures: Counter<'code'>;
   readonly adminRequests: Counter<'method' | 'route' | 'status_class'>;
+  readonly tokenRefreshFailures: Counter<'integration' | 'reason'>;
 
   constructor() {
     collectDefaultMetrics({ register: this.registry, prefix: 'latchkey_' });
@@ -119,6 +120,12 @@ export class Metrics {
       name: 'latchkey_admin_requests_total',
       help: 'Admin API requests by method, route and status class',
       labelNames: ['method', 'route', 'status_class'],
+      registers: [this.registry],
+    });
+    this.tokenRefreshFailures = new Counter({
+      name: 'latchkey_token_refresh_failures_total',
+      help: 'Failed access-token renewals by integration and reason (refused: reauthorization required; unreachable)',
+      labelNames: ['integration', 'reason'],
       registers: [this.registry],
     });
   }

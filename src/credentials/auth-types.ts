@@ -13,8 +13,9 @@ import {
   type StaticHeader,
 } from './headers.js';
 import type { InjectionTemplate } from './template.js';
+import { TOKEN_KINDS, type TokenSecrets } from './kinds/token-kinds.js';
 
-export const AUTH_TYPES = ['NO_AUTH', 'BASIC_AUTH', 'BEARER_TOKEN', 'API_KEY'] as const;
+export const AUTH_TYPES = ['NO_AUTH', 'BASIC_AUTH', 'BEARER_TOKEN', 'API_KEY', ...TOKEN_KINDS] as const;
 export type AuthType = (typeof AUTH_TYPES)[number];
 
 export type ApiKeyPosition = 'header' | 'query';
@@ -26,7 +27,7 @@ export interface ApiKeyPlacement {
 }
 
 /** The sealed half: every value here is secret. */
-export interface Secrets {
+export interface Secrets extends TokenSecrets {
   token?: string;
   username?: string;
   password?: string;
@@ -41,6 +42,11 @@ const FIELDS: Record<AuthType, readonly string[]> = {
   BASIC_AUTH: ['username', 'password'],
   BEARER_TOKEN: ['token'],
   API_KEY: ['apiKey'],
+  // Token kinds parse their own object (credentials/kinds/tokens.ts).
+  OAUTH2_CLIENT_CREDENTIALS: [],
+  OAUTH2_REFRESH_TOKEN: [],
+  GOOGLE_SERVICE_ACCOUNT: [],
+  GITHUB_APP: [],
 };
 const CREDENTIAL_FIELDS = ['token', 'username', 'password', 'apiKey'] as const;
 
@@ -196,7 +202,8 @@ export function templateFor(authType: AuthType, apiKey: ApiKeyPlacement | null):
       return apiKey.position === 'query'
         ? { headers: [], query: [[apiKey.key, '{{apiKeyValue}}']], basic: null }
         : { headers: [[apiKey.key, '{{apiKeyValue}}']], query: [], basic: null };
-    case 'NO_AUTH':
+    default:
+      // NO_AUTH, and kinds whose template comes from their own prepare().
       return { headers: [], query: [], basic: null };
   }
 }

@@ -51,6 +51,18 @@ export interface Injector {
   needsBody?: { maxBytes: number; when?: (req: OutgoingRequest) => boolean };
   /** Runs last, at send time. A failure throws a LatchkeyError (e.g. SIGNING_FAILED): nothing is sent. */
   apply(req: OutgoingRequest): void | Promise<void>;
+  /**
+   * Token kinds: the upstream answered 401 to `req` (as applied). Renews the
+   * credential and re-applies it to `req`; true means: send it once more. Only
+   * called when the body can be sent again (buffered, or none).
+   */
+  onUnauthorized?(req: OutgoingRequest): Promise<boolean>;
+}
+
+/** Access tokens of the token kinds (src/credentials/tokens): obtained, kept and renewed by latchkey. */
+export interface TokenSource {
+  /** `version` changes when the record is edited; `refused`: a token the upstream just answered 401 to. */
+  accessToken(integrationId: string, authId: string, version: string, refused?: string | null): Promise<string>;
 }
 
 /** What a record holds, as the kind sees it when preparing. */
@@ -62,6 +74,8 @@ export interface KindInput {
   /** A catalog provider's static template, if any. */
   template: InjectionTemplate | null;
   apiKey: ApiKeyPlacement | null;
+  /** The stored record this plan is for (absent for a catalog probe): token kinds key their cache on it. */
+  record?: { integrationId: string; authId: string; updatedAt: string };
 }
 
 export interface Prepared {
@@ -85,6 +99,8 @@ export interface ParsedCredential {
 export interface KindDeps {
   /** `proxy.signing.maxBodyBytes`: the most a signer buffers to hash a body. */
   maxBodyBytes: number;
+  /** The token cache (token kinds); absent where no token kind can occur. */
+  tokens?: TokenSource;
 }
 
 export interface CredentialKind {

@@ -137,6 +137,7 @@ export class PlanCache {
       config: record.config,
       template: record.template,
       apiKey: record.apiKey,
+      record: { integrationId: record.integrationId, authId: record.authId, updatedAt: record.updatedAt },
     };
     return buildAuthPlan(record.authId, input, this.kindDeps, integrationHeaders, record.headers);
   }

@@ -75,6 +75,7 @@ export class AuthRecordRepo {
   private readonly deleteStmt;
   private readonly allKeysStmt;
   private readonly rewrapStmt;
+  private readonly resealStmt;
 
   constructor(
     db: Db,
@@ -100,6 +101,7 @@ export class AuthRecordRepo {
       SET headers = @headers, api_key_name = @apiKeyName, api_key_position = @apiKeyPosition,
           wrapped_key = @wrappedKey, sealed = @sealed, config = @config, updated_at = @now
       WHERE auth_id = @authId`);
+    this.resealStmt = db.prepare('UPDATE auth_records SET wrapped_key = ?, sealed = ? WHERE auth_id = ?');
     this.deleteStmt = db.prepare('DELETE FROM auth_records WHERE integration_id = ? AND auth_id = ?');
     this.allKeysStmt = db.prepare<[], { auth_id: string; wrapped_key: Buffer }>(
       'SELECT auth_id, wrapped_key FROM auth_records',
@@ -192,6 +194,16 @@ export class AuthRecordRepo {
     });
     this.onWrite();
     return this.mustGet(integrationId, authId);
+  }
+
+  /**
+   * Replaces the sealed secrets only (a rotated refresh token): no change a
+   * person made, so `updatedAt` stays. The caller holds the renewal lease.
+   */
+  reseal(integrationId: string, authId: string, secrets: Secrets): void {
+    const sealed = sealRecord(this.masterKey(), integrationId, authId, secrets);
+    this.resealStmt.run(sealed.wrappedKey, sealed.sealed, authId);
+    this.onWrite();
   }
 
   delete(integrationId: string, authId: string): boolean {

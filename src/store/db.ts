@@ -111,6 +111,33 @@ const MIGRATIONS: string[] = [
   -- A credential kind's non-secret settings as JSON (AWS region and service, an HMAC template, an OAuth token URL).
   ALTER TABLE auth_records ADD COLUMN config TEXT;
   `,
+  `
+  -- The live state of a token credential, shared by every process on this database:
+  -- the current access token (sealed like a secret), whether the grant still works,
+  -- and the renewal lease that lets one process at a time call the token endpoint.
+  CREATE TABLE token_state (
+    auth_id          TEXT PRIMARY KEY REFERENCES auth_records (auth_id) ON DELETE CASCADE,
+    status           TEXT NOT NULL,
+    token_expires_at TEXT,
+    renew_at         INTEGER,
+    wrapped_key      BLOB,
+    sealed           BLOB,
+    lease_owner      TEXT,
+    lease_until      INTEGER,
+    updated_at       TEXT NOT NULL
+  ) STRICT;
+
+  -- Pending connect flows (authorization code + PKCE): single-use, short-lived.
+  CREATE TABLE oauth_states (
+    state_hash     BLOB PRIMARY KEY,
+    integration_id TEXT NOT NULL REFERENCES integrations (integration_id) ON DELETE CASCADE,
+    settings       TEXT NOT NULL,
+    wrapped_key    BLOB NOT NULL,
+    sealed         BLOB NOT NULL,
+    expires_at     INTEGER NOT NULL,
+    used_at        INTEGER
+  ) STRICT;
+  `,
 ];
 
 export const SCHEMA_VERSION = MIGRATIONS.length;

@@ -6,6 +6,8 @@ import { AuthRecordRepo } from './auth-records.js';
 import { ApiKeyRepo } from './api-keys.js';
 import { AuditRepo } from './audit.js';
 import { WidgetGrantRepo } from './widget-grants.js';
+import { TokenStateRepo } from './token-state.js';
+import { OAuthStateRepo } from './oauth-states.js';
 import { checkMasterKey, makeCheckValue } from '../crypto/seal.js';
 import { MasterKeyError, resolveMasterKey, type MasterKeySource } from '../crypto/master-key.js';
 import { LatchkeyError } from '../errors.js';
@@ -28,6 +30,8 @@ export class Store {
   readonly apiKeys: ApiKeyRepo;
   readonly audit: AuditRepo;
   readonly widgetGrants: WidgetGrantRepo;
+  readonly tokenState: TokenStateRepo;
+  readonly oauthStates: OAuthStateRepo;
   private localWrites = 0;
   private readonly dataVersionStmt;
   private readonly getCheckStmt;
@@ -51,6 +55,8 @@ export class Store {
     this.apiKeys = new ApiKeyRepo(db, bump);
     this.audit = new AuditRepo(db);
     this.widgetGrants = new WidgetGrantRepo(db);
+    this.tokenState = new TokenStateRepo(db, () => this.currentMasterKey(), this.authRecords);
+    this.oauthStates = new OAuthStateRepo(db, () => this.currentMasterKey());
   }
 
   /** Throws MasterKeyError (wrong or missing key) or DatabaseError; the database file is not changed then. */
@@ -115,6 +121,8 @@ export class Store {
     const oldKey = this.masterKey;
     const count = this.db.transaction(() => {
       const n = this.authRecords.rewrapAll(oldKey, newKey);
+      this.tokenState.rewrapAll(oldKey, newKey);
+      this.oauthStates.clear();
       this.setCheckStmt.run(CHECK_KEY, makeCheckValue(newKey));
       return n;
     })();

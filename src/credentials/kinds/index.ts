@@ -2,12 +2,17 @@
 import type { AuthType } from '../auth-types.js';
 import type { CredentialKind } from '../kind.js';
 import { staticKind } from './static.js';
+import { tokenKind } from './tokens.js';
 
 const KINDS = new Map<AuthType, CredentialKind>([
   ['NO_AUTH', staticKind('NO_AUTH')],
   ['BASIC_AUTH', staticKind('BASIC_AUTH')],
   ['BEARER_TOKEN', staticKind('BEARER_TOKEN')],
   ['API_KEY', staticKind('API_KEY')],
+  ['OAUTH2_CLIENT_CREDENTIALS', tokenKind('OAUTH2_CLIENT_CREDENTIALS')],
+  ['OAUTH2_REFRESH_TOKEN', tokenKind('OAUTH2_REFRESH_TOKEN')],
+  ['GOOGLE_SERVICE_ACCOUNT', tokenKind('GOOGLE_SERVICE_ACCOUNT')],
+  ['GITHUB_APP', tokenKind('GITHUB_APP')],
 ]);
 
 export function kindOf(type: AuthType): CredentialKind {

@@ -1,0 +1,188 @@
+/**
+ * One token request per kind. OAuth 2 grants go through oauth4webapi (strict
+ * response checks); the JWTs (Google's RS256 assertion, a GitHub App's JWT)
+ * are made with jose. Every request uses latchkey's own undici agent, so a
+ * proxy variable in latchkey's environment never routes a secret elsewhere.
+ */
+import { createPrivateKey } from 'node:crypto';
+import * as oauth from 'oauth4webapi';
+import { SignJWT } from 'jose';
+import { fetch as undiciFetch, type Dispatcher } from 'undici';
+import type { TokenConfig, TokenSecrets } from '../kinds/token-kinds.js';
+import { isInsecureEndpoint } from '../kinds/token-kinds.js';
+
+export interface IssuedToken {
+  accessToken: string;
+  /** Seconds, as the endpoint said (or the default when it said nothing). */
+  expiresIn: number;
+  /** Present when the endpoint rotated the refresh token. */
+  refreshToken?: string;
+}
+
+/**
+ * Why a token request failed. `refused`: the endpoint refused the grant or the
+ * client (invalid_grant, invalid_client): a person must act. `failed`: the
+ * endpoint could not be reached or answered something else: retried later.
+ * `detail` names an error code or a status, never a secret.
+ */
+export class GrantError extends Error {
+  constructor(
+    readonly kind: 'refused' | 'failed',
+    readonly detail: string,
+  ) {
+    super(detail);
+    this.name = 'GrantError';
+  }
+}
+
+/** When a token endpoint gives no expires_in: renewed after an hour, or at the first 401. */
+export const DEFAULT_EXPIRES_IN = 3600;
+const JWT_BEARER = 'urn:ietf:params:oauth:grant-type:jwt-bearer';
+const REFUSALS = new Set(['invalid_grant', 'invalid_client', 'unauthorized_client']);
+
+export interface GrantContext {
+  agent: Dispatcher;
+  timeoutMs: number;
+}
+
+function requestOptions(ctx: GrantContext, endpoint: string): oauth.TokenEndpointRequestOptions {
+  const fetchVia: NonNullable<oauth.TokenEndpointRequestOptions[typeof oauth.customFetch]> = (url, init) =>
+    undiciFetch(url, { ...init, dispatcher: ctx.agent } as Parameters<typeof undiciFetch>[1]) as unknown as Promise<Response>;
+  return {
+    [oauth.customFetch]: fetchVia,
+    // Only loopback http:// endpoints get this far (checked when the record is written).
+    [oauth.allowInsecureRequests]: isInsecureEndpoint(endpoint),
+    signal: AbortSignal.timeout(ctx.timeoutMs),
+  };
+}
+
+/** Maps oauth4webapi's and the network's errors to a GrantError, keeping only codes and statuses. */
+export function grantErrorOf(err: unknown): GrantError {
+  if (err instanceof GrantError) return err;
+  if (err instanceof oauth.ResponseBodyError) {
+    return new GrantError(REFUSALS.has(err.error) ? 'refused' : 'failed', `token endpoint answered ${err.status} ${err.error}`);
+  }
+  if (err instanceof oauth.WWWAuthenticateChallengeError) {
+    // A 401 with a challenge at a token endpoint is the client being refused.
+    return new GrantError(err.status === 401 ? 'refused' : 'failed', `token endpoint answered ${err.status} with a challenge`);
+  }
+  if (err instanceof oauth.OperationProcessingError) return new GrantError('failed', `token endpoint response refused (${err.code ?? 'invalid'})`);
+  const e = err as { name?: string; code?: string; cause?: { code?: string } };
+  const code = e.cause?.code ?? e.code ?? e.name ?? 'error';
+  return new GrantError('failed', `token endpoint unreachable (${code})`);
+}
+
+function issued(r: oauth.TokenEndpointResponse): IssuedToken {
+  const expiresIn = typeof r.expires_in === 'number' && r.expires_in > 0 ? r.expires_in : DEFAULT_EXPIRES_IN;
+  return { accessToken: r.access_token, expiresIn, ...(r.refresh_token ? { refreshToken: r.refresh_token } : {}) };
+}
+
+function clientAuthOf(method: 'basic' | 'post' | 'none', secret: string | undefined): oauth.ClientAuth {
+  if (method === 'none' || secret === undefined) return oauth.None();
+  return method === 'post' ? oauth.ClientSecretPost(secret) : oauth.ClientSecretBasic(secret);
+}
+
+export const serverOf = (tokenUrl: string): oauth.AuthorizationServer => ({ issuer: new URL(tokenUrl).origin, token_endpoint: tokenUrl });
+
+/** An RS256 JWT signed with a PEM key (PKCS#8 or, as GitHub issues them, PKCS#1). */
+async function signJwt(pem: string, claims: Record<string, unknown>, header: Record<string, string>, ttlSeconds: number, backdate = 0): Promise<string> {
+  const key = createPrivateKey(pem);
+  const now = Math.floor(Date.now() / 1000);
+  return new SignJWT(claims)
+    .setProtectedHeader({ alg: 'RS256', typ: 'JWT', ...header })
+    .setIssuedAt(now - backdate)
+    .setExpirationTime(now + ttlSeconds)
+    .sign(key);
+}
+
+async function githubInstallationToken(ctx: GrantContext, c: Extract<TokenConfig, { kind: 'GITHUB_APP' }>, s: TokenSecrets): Promise<IssuedToken> {
+  // GitHub allows at most 10 minutes; iat is backdated a minute for clock drift, as its docs advise.
+  const jwt = await signJwt(s.privateKey ?? '', { iss: c.appId }, {}, 540, 60);
+  const url = new URL(`${c.apiUrl}/app/installations/${encodeURIComponent(c.installationId)}/access_tokens`);
+  let res: Dispatcher.ResponseData;
+  try {
+    res = await ctx.agent.request({
+      origin: url.origin,
+      path: url.pathname,
+      method: 'POST',
+      headers: {
+        authorization: `Bearer ${jwt}`,
+        accept: 'application/vnd.github+json',
+        'x-github-api-version': '2022-11-28',
+        'user-agent': 'latchkey',
+      },
+      headersTimeout: ctx.timeoutMs,
+      bodyTimeout: ctx.timeoutMs,
+      signal: AbortSignal.timeout(ctx.timeoutMs),
+    });
+  } catch (err) {
+    throw grantErrorOf(err);
+  }
+  const text = await res.body.text().catch(() => '');
+  // 401: the app key or id is wrong or revoked; 403/404: the installation is suspended or gone.
+  if (res.statusCode === 401 || res.statusCode === 403 || res.statusCode === 404) {
+    throw new GrantError('refused', `GitHub answered ${res.statusCode} to the installation token request`);
+  }
+  if (res.statusCode !== 201 && res.statusCode !== 200) throw new GrantError('failed', `GitHub answered ${res.statusCode}`);
+  let body: { token?: unknown; expires_at?: unknown };
+  try {
+    body = JSON.parse(text) as typeof body;
+  } catch {
+    throw new GrantError('failed', 'GitHub answered a body that is not JSON');
+  }
+  if (typeof body.token !== 'string' || body.token.length === 0) throw new GrantError('failed', 'GitHub answered no token');
+  const expiresAt = typeof body.expires_at === 'string' ? Date.parse(body.expires_at) : NaN;
+  const expiresIn = Number.isFinite(expiresAt) ? Math.max(1, Math.floor((expiresAt - Date.now()) / 1000)) : DEFAULT_EXPIRES_IN;
+  return { accessToken: body.token, expiresIn };
+}
+
+/** Asks the kind's token endpoint for a new access token. Throws GrantError. */
+export async function requestToken(ctx: GrantContext, config: TokenConfig, secrets: TokenSecrets): Promise<IssuedToken> {
+  try {
+    switch (config.kind) {
+      case 'OAUTH2_CLIENT_CREDENTIALS': {
+        const as = serverOf(config.tokenUrl);
+        const client: oauth.Client = { client_id: config.clientId };
+        const params: Record<string, string> = {};
+        if (config.scope) params.scope = config.scope;
+        if (config.audience) params.audience = config.audience;
+        const opts = requestOptions(ctx, config.tokenUrl);
+        const res = await oauth.clientCredentialsGrantRequest(as, client, clientAuthOf(config.clientAuth, secrets.clientSecret), params, opts);
+        return issued(await oauth.processClientCredentialsResponse(as, client, res));
+      }
+      case 'OAUTH2_REFRESH_TOKEN': {
+        const as = serverOf(config.tokenUrl);
+        const client: oauth.Client = { client_id: config.clientId };
+        const opts = requestOptions(ctx, config.tokenUrl);
+        if (config.scope) opts.additionalParameters = { scope: config.scope };
+        const res = await oauth.refreshTokenGrantRequest(
+          as,
+          client,
+          clientAuthOf(config.clientAuth, secrets.clientSecret),
+          secrets.refreshToken ?? '',
+          opts,
+        );
+        return issued(await oauth.processRefreshTokenResponse(as, client, res));
+      }
+      case 'GOOGLE_SERVICE_ACCOUNT': {
+        // RFC 7523 JWT-bearer: the assertion is the client's proof, so no other client authentication.
+        const claims: Record<string, unknown> = { iss: config.clientEmail, aud: config.tokenUri, scope: config.scopes.join(' ') };
+        if (config.subject) claims.sub = config.subject;
+        const header: Record<string, string> = config.privateKeyId ? { kid: config.privateKeyId } : {};
+        const assertion = await signJwt(secrets.privateKey ?? '', claims, header, 3600);
+        const as = serverOf(config.tokenUri);
+        const client: oauth.Client = { client_id: config.clientEmail };
+        const noClientAuth: oauth.ClientAuth = () => undefined;
+        const opts = requestOptions(ctx, config.tokenUri);
+        const res = await oauth.genericTokenEndpointRequest(as, client, noClientAuth, JWT_BEARER, { assertion }, opts);
+        return issued(await oauth.processGenericTokenEndpointResponse(as, client, res));
+      }
+      case 'GITHUB_APP':
+        return await githubInstallationToken(ctx, config, secrets);
+    }
+  } catch (err) {
+    throw grantErrorOf(err);
+  }
+}
+
+export { requestOptions as tokenRequestOptions, clientAuthOf };
