@@ -8,6 +8,8 @@ import {
   type CredentialInput,
 } from '../credentials/auth-types.js';
 import type { AuthRecord } from '../store/auth-records.js';
+import type { TokenStateView } from '../store/token-state.js';
+import { isTokenKind } from '../credentials/kinds/token-kinds.js';
 import { kindBodyFields, kindOf } from '../credentials/kinds/index.js';
 import type { ErrorDetail } from '../errors.js';
 import type { NewCredential } from '../credentials/auth-types.js';
@@ -35,7 +37,7 @@ function newCredential(authType: ReturnType<typeof parseAuthType>, body: AuthBod
 type Params = { integrationId: string; authId: string };
 
 /** The only view of an auth record an admin response ever holds: no secret field exists on it. */
-export function authView(r: AuthRecord): Record<string, unknown> {
+export function authView(r: AuthRecord, token?: TokenStateView): Record<string, unknown> {
   const view: Record<string, unknown> = {
     authId: r.authId,
     integrationId: r.integrationId,
@@ -46,6 +48,11 @@ export function authView(r: AuthRecord): Record<string, unknown> {
   const kind = kindOf(r.authType);
   // A kind's view holds its non-secret settings only (region, template): secrets never reach it.
   if (kind.field && kind.view) view[kind.field] = kind.view(r.config);
+  if (isTokenKind(r.authType)) {
+    // The token itself never appears: only whether the grant still works and when the current token ends.
+    view.status = token?.status ?? 'active';
+    view.tokenExpiresAt = token?.tokenExpiresAt ?? null;
+  }
   if (r.provider) {
     view.provider = r.provider;
     view.label = r.label;
@@ -63,6 +70,7 @@ function checkHeaders(headers: StaticHeader[] | undefined): void {
 export function authRoutes(app: FastifyInstance, ctx: AdminContext): void {
   const { store } = ctx;
   const base = '/integrations/:integrationId/auth';
+  const view = (r: AuthRecord): Record<string, unknown> => authView(r, isTokenKind(r.authType) ? store.tokenState.view(r.authId) : undefined);
 
   app.post<{ Params: { integrationId: string }; Body: AuthBody }>(base, { schema: { body: createAuthBody } }, async (req, reply) => {
     const { integrationId } = req.params;
@@ -72,16 +80,16 @@ export function authRoutes(app: FastifyInstance, ctx: AdminContext): void {
     const credential = newCredential(authType, req.body);
     const rec = store.authRecords.create(integrationId, authType, req.body.headers ?? [], credential);
     auditChange(ctx, req, 'auth.create', { integrationId, authId: rec.authId });
-    return reply.code(201).send(authView(rec));
+    return reply.code(201).send(view(rec));
   });
 
   app.get<{ Params: { integrationId: string } }>(base, async (req) => {
     store.integrations.mustGet(req.params.integrationId);
-    return { data: store.authRecords.list(req.params.integrationId).map(authView) };
+    return { data: store.authRecords.list(req.params.integrationId).map(view) };
   });
 
   app.get<{ Params: Params }>(`${base}/:authId`, async (req) =>
-    authView(store.authRecords.mustGet(req.params.integrationId, req.params.authId)),
+    view(store.authRecords.mustGet(req.params.integrationId, req.params.authId)),
   );
 
   app.patch<{ Params: Params; Body: AuthBody }>(`${base}/:authId`, { schema: { body: patchAuthBody } }, async (req) => {
@@ -111,7 +119,12 @@ export function authRoutes(app: FastifyInstance, ctx: AdminContext): void {
       const problems: ErrorDetail[] = [];
       const parsed = kind.patch({ secrets, config: current.config }, kindInput, problems);
       if (problems.length > 0) throw validationError(problems);
-      updated = store.authRecords.update(integrationId, authId, b.headers ?? current.headers, null, parsed.secrets, parsed.config);
+      updated = store.db.transaction(() => {
+        const rec = store.authRecords.update(integrationId, authId, b.headers ?? current.headers, null, parsed.secrets, parsed.config);
+        // New token settings or secrets: the old access token and a reauthorization_required status go with them.
+        if (isTokenKind(current.authType)) store.tokenState.reset(authId);
+        return rec;
+      })();
     } else {
       const { credential, secretsChanged } = credentialForPatch(current.authType, { apiKey: current.apiKey, secrets }, b);
       updated = store.authRecords.update(
@@ -123,7 +136,7 @@ export function authRoutes(app: FastifyInstance, ctx: AdminContext): void {
       );
     }
     auditChange(ctx, req, 'auth.update', { integrationId, authId });
-    return authView(updated);
+    return view(updated);
   });
 
   app.delete<{ Params: Params }>(`${base}/:authId`, async (req, reply) => {

@@ -25,8 +25,27 @@ export interface ProviderProbe {
   rejectedWhen?: { field: string; equals: string | number | boolean | null };
 }
 
+/** How a provider's tokens are obtained (kind oauth2): its public endpoints and default scopes. */
+export interface ProviderOAuth2 {
+  authorizeUrl: string;
+  tokenUrl: string;
+  scopes: string[];
+  /** How scopes are joined in the request (space by RFC 6749; a few providers use commas). */
+  scopeSeparator?: string;
+  /** Extra authorize parameters the provider needs to issue a refresh token (access_type=offline...). */
+  extraParams?: Record<string, string>;
+  clientAuth?: 'basic' | 'post';
+  /** The provider offers the client-credentials grant: POST .../credentials stores OAUTH2_CLIENT_CREDENTIALS. */
+  clientCredentials?: boolean;
+}
+
+export type ProviderKind = 'api_key' | 'signing' | 'oauth2';
+
 export interface ProviderEntry {
   provider: string;
+  /** Default api_key. */
+  kind?: ProviderKind;
+  oauth2?: ProviderOAuth2;
   displayName: string;
   docs?: string;
   baseUrl: string;
@@ -35,7 +54,8 @@ export interface ProviderEntry {
   optionalFields: string[];
   /** Fields placed in the base URL's host (a shop or site name): not secret, host-label characters only. */
   urlFields?: string[];
-  inject: {
+  /** api_key entries: where each field goes. oauth2 entries inject the access token instead. */
+  inject?: {
     headers?: Record<string, string>;
     query?: Record<string, string>;
     basic?: { username: string; password: string };
@@ -57,9 +77,24 @@ const headerMap = {
 export const PROVIDER_SCHEMA = {
   type: 'object',
   additionalProperties: false,
-  required: ['provider', 'displayName', 'baseUrl', 'allowedHosts', 'requiredFields', 'optionalFields', 'inject'],
+  required: ['provider', 'displayName', 'baseUrl', 'allowedHosts', 'requiredFields', 'optionalFields'],
   properties: {
     provider: { type: 'string', pattern: '^[a-z0-9][a-z0-9-]{0,40}$' },
+    kind: { enum: ['api_key', 'signing', 'oauth2'] },
+    oauth2: {
+      type: 'object',
+      additionalProperties: false,
+      required: ['authorizeUrl', 'tokenUrl', 'scopes'],
+      properties: {
+        authorizeUrl: { type: 'string', pattern: '^https://', maxLength: 500 },
+        tokenUrl: { type: 'string', pattern: '^https://', maxLength: 500 },
+        scopes: { type: 'array', maxItems: 50, items: { type: 'string', minLength: 1, maxLength: 300, pattern: '^[^\\s,]+$' } },
+        scopeSeparator: { enum: [' ', ','] },
+        extraParams: { type: 'object', maxProperties: 10, additionalProperties: { type: 'string', maxLength: 300 } },
+        clientAuth: { enum: ['basic', 'post'] },
+        clientCredentials: { type: 'boolean' },
+      },
+    },
     displayName: { type: 'string', minLength: 1, maxLength: 100 },
     docs: { type: 'string', pattern: '^https://' },
     baseUrl: { type: 'string', minLength: 1, maxLength: 500 },
@@ -124,20 +159,30 @@ export function providerProblems(raw: unknown, where: string): string[] {
   };
   const declared = new Set([...p.requiredFields, ...p.optionalFields]);
   const urlFields = new Set(p.urlFields ?? []);
-  if (declared.size === 0) say('requiredFields', 'a provider needs at least one field');
+  const kind = p.kind ?? 'api_key';
+  if (kind === 'oauth2') {
+    // Its credential is an access token from the connect flow: no fields are injected.
+    if (!p.oauth2) say('oauth2', 'is required for kind oauth2');
+    if (p.inject) say('inject', 'an oauth2 provider injects its access token; remove inject');
+  } else {
+    if (p.oauth2) say('oauth2', `does not belong to kind ${kind}`);
+    if (!p.inject || Object.keys(p.inject).length === 0) say('inject', 'is required for this kind');
+    if (declared.size === 0) say('requiredFields', 'a provider needs at least one field');
+  }
+  const inject = p.inject ?? {};
   for (const f of p.optionalFields) if (p.requiredFields.includes(f)) say('optionalFields', `${f} is also required`);
   for (const f of urlFields) if (!p.requiredFields.includes(f)) say('urlFields', `${f} must be a required field`);
   const useOnly = (path: string, template: string, allowed: Set<string>, what: string): void => {
     for (const name of placeholders(template)) if (!allowed.has(name)) say(path, `{{${name}}} is not a declared ${what}`);
   };
-  for (const [name, tpl] of Object.entries(p.inject.headers ?? {})) {
+  for (const [name, tpl] of Object.entries(inject.headers ?? {})) {
     if (isForbiddenStaticHeader(name)) say(`inject.headers.${name}`, 'cannot be set by a provider');
     useOnly(`inject.headers.${name}`, tpl, declared, 'field');
   }
-  for (const [name, tpl] of Object.entries(p.inject.query ?? {})) useOnly(`inject.query.${name}`, tpl, declared, 'field');
-  if (p.inject.basic) {
-    useOnly('inject.basic.username', p.inject.basic.username, declared, 'field');
-    useOnly('inject.basic.password', p.inject.basic.password, declared, 'field');
+  for (const [name, tpl] of Object.entries(inject.query ?? {})) useOnly(`inject.query.${name}`, tpl, declared, 'field');
+  if (inject.basic) {
+    useOnly('inject.basic.username', inject.basic.username, declared, 'field');
+    useOnly('inject.basic.password', inject.basic.password, declared, 'field');
   }
   for (const [name, value] of Object.entries(p.headers ?? {})) {
     if (isForbiddenStaticHeader(name)) say(`headers.${name}`, 'cannot be a static header');
@@ -170,9 +215,9 @@ function compile(entry: ProviderEntry): CompiledProvider {
   return {
     entry,
     template: {
-      headers: Object.entries(entry.inject.headers ?? {}),
-      query: Object.entries(entry.inject.query ?? {}),
-      basic: entry.inject.basic ?? null,
+      headers: Object.entries(entry.inject?.headers ?? {}),
+      query: Object.entries(entry.inject?.query ?? {}),
+      basic: entry.inject?.basic ?? null,
     },
     staticHeaders: Object.entries(entry.headers ?? {}).map(([key, value]) => ({ key, value })),
     fields: new Set([...entry.requiredFields, ...entry.optionalFields]),

@@ -2,10 +2,12 @@ import type { ProviderEntry } from './catalog.js';
 
 /** Where each field goes, in words: "header DD-API-KEY", "query key", "Basic password". */
 function placements(p: ProviderEntry): string {
+  if (p.kind === 'oauth2') return 'OAuth 2 access token (connect flow)';
   const out: string[] = [];
-  for (const name of Object.keys(p.inject.headers ?? {})) out.push(`header \`${name}\``);
-  for (const name of Object.keys(p.inject.query ?? {})) out.push(`query \`${name}\``);
-  if (p.inject.basic) out.push('Basic auth');
+  const inject = p.inject ?? {};
+  for (const name of Object.keys(inject.headers ?? {})) out.push(`header \`${name}\``);
+  for (const name of Object.keys(inject.query ?? {})) out.push(`query \`${name}\``);
+  if (inject.basic) out.push('Basic auth');
   return out.join(', ');
 }
 

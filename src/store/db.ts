@@ -127,10 +127,11 @@ const MIGRATIONS: string[] = [
     updated_at       TEXT NOT NULL
   ) STRICT;
 
-  -- Pending connect flows (authorization code + PKCE): single-use, short-lived.
+  -- Pending connect flows (authorization code + PKCE): single-use, short-lived. The integration
+  -- may not exist yet (a catalog provider's is created when the flow completes).
   CREATE TABLE oauth_states (
     state_hash     BLOB PRIMARY KEY,
-    integration_id TEXT NOT NULL REFERENCES integrations (integration_id) ON DELETE CASCADE,
+    integration_id TEXT NOT NULL,
     settings       TEXT NOT NULL,
     wrapped_key    BLOB NOT NULL,
     sealed         BLOB NOT NULL,
