@@ -20,6 +20,7 @@ import { AuditLog } from './audit.js';
 import { Metrics } from './metrics.js';
 import type { CallMeta, CallRecord } from './proxy/server.js';
 import { auditTime } from './store/audit.js';
+import { TokenCache } from './credentials/tokens/token-cache.js';
 
 export interface RunningApp {
   proxyUrl: string;
@@ -117,13 +118,39 @@ export async function startApp(config: Config, log: Logger, hooks: AppHooks = {}
     const metrics = new Metrics();
     auditLog = new AuditLog(store, config.db, config.audit.retentionDays, log);
     let ready = false;
-    const kindDeps = { maxBodyBytes: config.proxy.signing.maxBodyBytes };
     const ca = upstreamCa(config.proxy.caFile);
     const connector = new Connector({ connectTimeoutMs: config.proxy.connectTimeoutMs, ca, ...hooks });
     const agent = connector.undiciAgent({
       headersTimeoutMs: config.proxy.headersTimeoutMs,
       bodyTimeoutMs: config.proxy.bodyTimeoutMs,
     });
+    let adminBound = '';
+    const tokens = new TokenCache({
+      store,
+      agent,
+      log,
+      marginSeconds: config.oauth.refreshMarginSeconds,
+      timeoutMs: config.oauth.tokenTimeoutMs,
+      onFailure: ({ integrationId, authId, reason }) => {
+        metrics.tokenRefreshFailures.inc({ integration: integrationId, reason });
+        if (reason !== 'refused') return;
+        // The record now needs a person: that is an event worth an audit row, once per refusal.
+        auditLog?.change({
+          time: auditTime(),
+          requestId: null,
+          keyId: null,
+          action: 'auth.reauthorization_required',
+          integrationId,
+          authId,
+          method: null,
+          host: null,
+          path: null,
+          status: 502,
+          durationMs: null,
+        });
+      },
+    });
+    const kindDeps = { maxBodyBytes: config.proxy.signing.maxBodyBytes, tokens };
     admin = buildAdminServer({
       store,
       authn,
@@ -135,6 +162,13 @@ export async function startApp(config: Config, log: Logger, hooks: AppHooks = {}
       agent,
       probeTimeoutMs: config.catalog.probeTimeoutMs,
       kindDeps,
+      connect: {
+        store,
+        catalog: config.providerCatalog,
+        grant: { agent, timeoutMs: config.oauth.tokenTimeoutMs },
+        redirectUri: () => config.oauth.redirectUri ?? `${adminBound}/oauth/callback`,
+        marginSeconds: config.oauth.refreshMarginSeconds,
+      },
       bodyLimit: 64 * 1024,
       consoleSessionMinutes: config.console.sessionMinutes,
       consoleOrigins: config.console.origins,
@@ -156,6 +190,7 @@ export async function startApp(config: Config, log: Logger, hooks: AppHooks = {}
     await admin.listen({ host: config.adminAddress.host, port: config.adminAddress.port });
     const proxyUrl = urlOf(proxy);
     const adminUrl = urlOf(admin.server);
+    adminBound = adminUrl;
     ready = true;
     const flush = setInterval(() => keys.flushLastUsed(), 5000);
     flush.unref();

@@ -10,6 +10,7 @@ import type { Catalog } from '../catalog/catalog.js';
 import { auditTime } from '../store/audit.js';
 import type { Metrics } from '../metrics.js';
 import type { KeyVerifier } from '../access/principal.js';
+import type { ConnectDeps } from '../credentials/tokens/connect.js';
 
 export interface AuditTarget {
   integrationId?: string;
@@ -35,6 +36,8 @@ export interface AdminContext {
   consoleSessionMinutes: number;
   /** Extra origins console forms may come from (config console.origins). */
   consoleOrigins: string[];
+  /** The OAuth connect flow (authorize URL, callback). */
+  connect: ConnectDeps;
   /** Whether the service may take traffic (database open, master key checked). */
   ready: () => boolean;
 }

@@ -6,6 +6,7 @@ import { integrationRoutes } from './integration-routes.js';
 import { authRoutes } from './auth-routes.js';
 import { accessRoutes } from './access-routes.js';
 import { catalogRoutes } from './catalog-routes.js';
+import { oauthCallbackRoute, oauthRoutes } from './oauth-routes.js';
 import { statusClass } from '../metrics.js';
 import { openApiRoute, registerOpenApi } from './openapi.js';
 import type { AdminContext } from './context.js';
@@ -72,6 +73,8 @@ export function buildAdminServer(ctx: AdminContext): FastifyInstance {
   registerOpenApi(app);
   // Inside plugins, so the routes are registered after @fastify/swagger's onRoute hook.
   void app.register(async (root) => serviceRoutes(root, ctx));
+  // The connect flow's callback: no credential (the provider's redirect brings the person's browser here).
+  void app.register(async (root) => oauthCallbackRoute(root, ctx));
   const sessions = new ConsoleSessions(ctx.keys, ctx.consoleSessionMinutes);
   consoleRoutes(app, ctx, sessions);
   void app.register(
@@ -97,6 +100,7 @@ export function buildAdminServer(ctx: AdminContext): FastifyInstance {
       authRoutes(v1, ctx);
       accessRoutes(v1, ctx);
       catalogRoutes(v1, ctx);
+      oauthRoutes(v1, ctx);
     },
     { prefix: '/v1' },
   );

@@ -31,6 +31,14 @@ export interface FileConfig {
     /** Origins besides the admin listener's own (e.g. behind a reverse proxy) that may send console forms. */
     origins: string[];
   };
+  oauth: {
+    /** Seconds before expiry that an access token is renewed. */
+    refreshMarginSeconds: number;
+    /** Where providers send a person back after the connect flow; null: http://{admin addr}/oauth/callback. */
+    redirectUri: string | null;
+    /** Token endpoint requests give up after this. */
+    tokenTimeoutMs: number;
+  };
 }
 
 export const DEFAULTS: FileConfig = {
@@ -54,6 +62,7 @@ export const DEFAULTS: FileConfig = {
   catalog: { probeTimeoutMs: 5000 },
   logFormat: 'auto',
   console: { sessionMinutes: 60, origins: [] },
+  oauth: { refreshMarginSeconds: 60, redirectUri: null, tokenTimeoutMs: 10_000 },
 };
 
 const ADDR = { type: 'string', pattern: '^(\\[[0-9a-fA-F:.]+\\]|[A-Za-z0-9.-]+):[0-9]{1,5}$' };
@@ -62,7 +71,7 @@ const MS = { type: 'integer', minimum: 1, maximum: 86_400_000 };
 export const CONFIG_SCHEMA = {
   type: 'object',
   additionalProperties: false,
-  required: ['proxy', 'admin', 'db', 'masterKeyFile', 'logLevel', 'shutdownGraceMs', 'audit', 'providers', 'catalog', 'logFormat', 'console'],
+  required: ['proxy', 'admin', 'db', 'masterKeyFile', 'logLevel', 'shutdownGraceMs', 'audit', 'providers', 'catalog', 'logFormat', 'console', 'oauth'],
   properties: {
     proxy: {
       type: 'object',
@@ -114,6 +123,16 @@ export const CONFIG_SCHEMA = {
       properties: {
         sessionMinutes: { type: 'integer', minimum: 1, maximum: 10_080 },
         origins: { type: 'array', maxItems: 20, items: { type: 'string', pattern: '^https?://[^/?#]+$' } },
+      },
+    },
+    oauth: {
+      type: 'object',
+      additionalProperties: false,
+      required: ['refreshMarginSeconds', 'redirectUri', 'tokenTimeoutMs'],
+      properties: {
+        refreshMarginSeconds: { type: 'integer', minimum: 0, maximum: 86_400 },
+        redirectUri: { type: ['string', 'null'], pattern: '^https?://', maxLength: 2048 },
+        tokenTimeoutMs: MS,
       },
     },
   },

@@ -15,7 +15,10 @@ export interface ConnectSettings {
   scope?: string;
   redirectUri: string;
   clientAuth: 'basic' | 'post' | 'none';
+  /** A catalog provider whose integration is created when the flow completes. */
   provider?: string;
+  /** Who started the flow: the callback's audit row names them. */
+  keyId?: string;
 }
 
 export interface ConnectSecrets {

@@ -21,7 +21,7 @@ import type { Logger } from '../../log.js';
 import { GrantError, requestToken, type GrantContext } from './grants.js';
 import type { TokenConfig } from '../kinds/token-kinds.js';
 
-export interface TokenServiceOptions {
+export interface TokenCacheOptions {
   store: Store;
   agent: Dispatcher;
   log: Logger;
@@ -34,9 +34,19 @@ export interface TokenServiceOptions {
 const MAX_BACKOFF_MS = 60_000;
 const POLL_MS = 50;
 
+/**
+ * A token as kept: renewed `marginMs` before it expires, or halfway through
+ * its life when that is shorter than twice the margin.
+ */
+export function liveToken(accessToken: string, expiresInSeconds: number, marginMs: number, now = Date.now()): LiveToken {
+  const lifetime = expiresInSeconds * 1000;
+  const margin = Math.min(marginMs, lifetime / 2);
+  return { accessToken, expiresAt: now + lifetime, renewAt: now + lifetime - margin };
+}
+
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
-export class TokenService {
+export class TokenCache {
   private readonly cache = new Map<string, LiveToken>();
   private readonly inflight = new Map<string, Promise<string>>();
   private readonly backoff = new Map<string, { until: number; failures: number }>();
@@ -45,7 +55,7 @@ export class TokenService {
   private readonly grant: GrantContext;
   private readonly leaseMs: number;
 
-  constructor(private readonly o: TokenServiceOptions) {
+  constructor(private readonly o: TokenCacheOptions) {
     this.grant = { agent: o.agent, timeoutMs: o.timeoutMs };
     // A lease outlives the slowest token request; a process that died holding one only delays others this long.
     this.leaseMs = o.timeoutMs + 5000;
@@ -98,11 +108,7 @@ export class TokenService {
       // Read under the lease: the refresh token may have been rotated by another process a moment ago.
       const secrets = store.authRecords.openSecrets(integrationId, authId);
       const issued = await requestToken(this.grant, config, secrets);
-      const done = Date.now();
-      const lifetime = issued.expiresIn * 1000;
-      // A token shorter-lived than twice the margin is renewed halfway through its life instead.
-      const margin = Math.min(this.o.marginSeconds * 1000, lifetime / 2);
-      const token: LiveToken = { accessToken: issued.accessToken, expiresAt: done + lifetime, renewAt: done + lifetime - margin };
+      const token = liveToken(issued.accessToken, issued.expiresIn, this.o.marginSeconds * 1000);
       const rotated = issued.refreshToken && issued.refreshToken !== secrets.refreshToken ? { ...secrets, refreshToken: issued.refreshToken } : null;
       store.tokenState.save(integrationId, authId, token, rotated);
       this.backoff.delete(key);
