@@ -84,3 +84,35 @@ export async function applyInjector(auth: AuthPlan, up: UpstreamRequest, source:
   up.headers = out.headers;
   return added.length > 0 ? [...auth.secrets, ...added] : (auth.secrets as string[]);
 }
+
+/**
+ * After an upstream 401 to a call whose body can be sent again: the injector
+ * (a token kind) renews its credential and re-applies it to `up`. Returns the
+ * call's secret values with the new one, or null when the kind has no renewal.
+ */
+export async function reapplyAfter401(auth: AuthPlan, up: UpstreamRequest, now = Date.now()): Promise<string[] | null> {
+  const injector = auth.injector;
+  if (!injector?.onUnauthorized) return null;
+  const added: string[] = [];
+  const out: OutgoingRequest = {
+    method: up.method,
+    origin: up.origin,
+    host: hostOf(up.origin),
+    path: up.path,
+    headers: up.headers,
+    body: up.body ?? null,
+    now,
+    addSecret: (value) => {
+      if (value) added.push(value);
+    },
+  };
+  if (!(await injector.onUnauthorized(out))) return null;
+  up.path = out.path;
+  up.headers = out.headers;
+  return [...auth.secrets, ...added];
+}
+
+/** Whether a 401 to this call may be replayed: the kind renews, and the body was buffered or there is none. */
+export function canReplay(auth: AuthPlan, up: UpstreamRequest, req: IncomingMessage): boolean {
+  return auth.injector?.onUnauthorized !== undefined && (up.body !== undefined || !hasBody(req));
+}

@@ -3,6 +3,7 @@
  * straight into the client response, with backpressure both ways.
  */
 import type { IncomingMessage, ServerResponse, OutgoingHttpHeaders } from 'node:http';
+import { Writable } from 'node:stream';
 import type { Dispatcher } from 'undici';
 import { LatchkeyError, type ErrorCode } from '../errors.js';
 import { decodeQueryName } from './inject.js';
@@ -119,13 +120,43 @@ export async function forward(
   res: ServerResponse,
   up: UpstreamRequest,
   extraResponseHeaders: OutgoingHttpHeaders,
+  replay401?: () => Promise<boolean>,
 ): Promise<ForwardResult> {
   // A client that goes away ends the upstream request too, even before its answer started.
   const gone = new ClientGone();
   res.once('close', () => {
     if (!res.writableFinished) gone.fire();
   });
+  const first = await send(agent, req, res, up, extraResponseHeaders, gone, replay401 !== undefined);
+  if (first !== SWALLOWED_401) return first;
+  // The upstream refused the token: renewed and re-applied to `up`, the call goes once more, and that answer is final.
+  if (!replay401 || !(await replay401())) throw new LatchkeyError('TOKEN_REFRESH_FAILED', 'the upstream refused the access token');
+  const second = await send(agent, req, res, up, extraResponseHeaders, gone, false);
+  return second === SWALLOWED_401 ? { status: 401 } : second;
+}
+
+/** send()'s answer when it swallowed a 401 that is to be replayed. */
+const SWALLOWED_401: unique symbol = Symbol('swallowed 401');
+
+/** Reads and drops a response body (a refused token's 401, which the caller never sees). */
+const discard = (): Writable =>
+  new Writable({
+    write(_chunk, _enc, cb) {
+      cb();
+    },
+  });
+
+async function send(
+  agent: Dispatcher,
+  req: IncomingMessage,
+  res: ServerResponse,
+  up: UpstreamRequest,
+  extraResponseHeaders: OutgoingHttpHeaders,
+  gone: ClientGone,
+  swallow401: boolean,
+): Promise<ForwardResult | typeof SWALLOWED_401> {
   let status = 0;
+  let swallowed = false;
   try {
     await agent.stream(
       {
@@ -138,6 +169,10 @@ export async function forward(
       },
       ({ statusCode, headers }) => {
         status = statusCode;
+        if (statusCode === 401 && swallow401) {
+          swallowed = true;
+          return discard();
+        }
         const out: OutgoingHttpHeaders = {};
         for (const [name, value] of Object.entries(headers)) {
           if (value === undefined || RESPONSE_HOP_BY_HOP.has(name)) continue;
@@ -152,7 +187,7 @@ export async function forward(
         return res;
       },
     );
-    return { status };
+    return swallowed ? SWALLOWED_401 : { status };
   } catch (err) {
     // undici destroys the response stream when the upstream fails, which looks like the client
     // leaving; only an abort error (ours) says the client really went away.

@@ -18,6 +18,7 @@ import {
   type PipelineDeps,
 } from './pipeline.js';
 import { forward } from './forward.js';
+import { canReplay, reapplyAfter401 } from './apply.js';
 import { createWebSocketProxy, writeSocketError } from './websocket.js';
 import type { Connector } from './connector.js';
 
@@ -151,7 +152,17 @@ export function createProxyServer(deps: ProxyDeps): http.Server {
       build(call);
       await inject(call);
       const extra = call.corsOrigin ? { ...corsHeaders(call.corsOrigin), 'x-request-id': call.requestId } : { 'x-request-id': call.requestId };
-      const result = await forward(deps.agent, req, res, call.upstream!, extra);
+      const up = call.upstream!;
+      const auth = call.auth!;
+      const replay = canReplay(auth, up, req)
+        ? async (): Promise<boolean> => {
+            const secrets = await reapplyAfter401(auth, up);
+            if (secrets) call.secrets = [...new Set([...call.secrets, ...secrets])];
+            deps.log.debug({ requestId: call.requestId, integrationId: call.integrationId }, 'upstream refused the access token: renewed, replaying');
+            return secrets !== null;
+          }
+        : undefined;
+      const result = await forward(deps.agent, req, res, up, extra, replay);
       finish(call, result.status, result.error);
     } catch (err) {
       const status = sendError(call, res, err, deps.log);
