@@ -5,6 +5,7 @@
  */
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { createHash } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { startUpstream, type Upstream } from './upstream.js';
 
@@ -21,9 +22,18 @@ export const bearerOf = (req: IncomingMessage): string | null => {
 };
 
 /**
- * A resource server: 200 with the token it was called with (so a test can
- * compare tokens) when `accept(token)` says yes, else 401. The body is
- * drained either way, its length reported.
+ * Names a token without showing it: responses pass back through latchkey,
+ * which redacts injected secrets, so a resource server never echoes one.
+ */
+export const tokenId = (token: string): string => createHash('sha256').update(token).digest('hex').slice(0, 16);
+
+/** The raw token the upstream last saw (test-side only). */
+export const lastToken = (up: Upstream): string => (up.seen.at(-1)?.headers.authorization ?? '').replace(/^Bearer /, '');
+
+/**
+ * A resource server: 200 naming the token it was called with (tokenId, so a
+ * test can compare tokens) when `accept(token)` says yes, else 401. The body
+ * is drained either way, its length reported.
  */
 export function startResourceServer(accept: (token: string, req: IncomingMessage) => Promise<boolean> | boolean): Promise<Upstream> {
   return startUpstream((req: IncomingMessage, res: ServerResponse) => {
@@ -33,7 +43,7 @@ export function startResourceServer(accept: (token: string, req: IncomingMessage
       const token = bearerOf(req);
       void Promise.resolve(token ? accept(token, req) : false).then((ok) => {
         res.writeHead(ok ? 200 : 401, { 'content-type': 'application/json' });
-        res.end(JSON.stringify(ok ? { ok: true, token, bytes } : { error: 'invalid_token', bytes }));
+        res.end(JSON.stringify(ok ? { ok: true, token: tokenId(token as string), bytes } : { error: 'invalid_token', bytes }));
       });
     });
   });

@@ -1,9 +1,10 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startLatchkey, type TestLatchkey } from '../helpers/latchkey.js';
 import { startOAuthServer, SCOPE, type OAuthServer } from '../helpers/oauth-server.js';
-import { startResourceServer, sleep, tokenConfig } from '../helpers/tokens.js';
+import { lastToken, startResourceServer, sleep, tokenConfig } from '../helpers/tokens.js';
 import { call } from '../helpers/http.js';
 import { tmpDir } from '../helpers/tmp.js';
+import { expectNoLeak } from '../helpers/leaks.js';
 import type { Upstream } from '../helpers/upstream.js';
 
 const CLIENT = { id: 'cc-client', secret: 'cc-secret-LEAKCHECK-5f1e2d3c4b5a69788796' };
@@ -20,7 +21,7 @@ beforeAll(async () => {
   api = await startResourceServer((token) => as.isLiveToken(token));
   const dir = tmpDir().path;
   // A one-second margin keeps the expiry test short.
-  lk = await startLatchkey({ LATCHKEY_CONFIG: tokenConfig(dir, { refreshMarginSeconds: 1 }) }, dir);
+  lk = await startLatchkey({ LATCHKEY_LOG_LEVEL: 'trace', LATCHKEY_CONFIG: tokenConfig(dir, { refreshMarginSeconds: 1 }) }, dir);
 });
 afterAll(async () => {
   await lk.close();
@@ -77,7 +78,7 @@ describe('OAUTH2_CLIENT_CREDENTIALS', () => {
     expect(first.status).toBe(200);
     expect(ccCount()).toBe(before + 1);
     const token = first.json.token as string;
-    expect(await as.isLiveToken(token)).toBe(true);
+    expect(await as.isLiveToken(lastToken(api))).toBe(true);
     for (let i = 0; i < 100; i++) {
       const r = await proxied('cc-reuse');
       expect(r.status).toBe(200);
@@ -149,5 +150,13 @@ describe('OAUTH2_CLIENT_CREDENTIALS', () => {
     expect(second.json.error.message).toMatch(/next attempt in/);
     expect(api.seen.length).toBe(seen);
     expect(lk.logs()).not.toContain(CLIENT.secret);
+  });
+
+  it('no client secret or access token in the database, its WAL, trace logs, audit rows or admin responses', async () => {
+    const tokens = [...new Set(api.seen.map((r) => String(r.headers.authorization ?? '').replace(/^Bearer /, '')).filter(Boolean))];
+    expect(tokens.length).toBeGreaterThanOrEqual(3);
+    const values: Record<string, string> = { clientSecret: CLIENT.secret };
+    tokens.forEach((t, i) => (values[`accessToken${i}`] = t));
+    await expectNoLeak(lk, values, ['cc-view', 'cc-reuse', 'cc-expiry', 'cc-wrong', 'cc-down']);
   });
 });

@@ -2,9 +2,10 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { request } from 'undici';
 import { startLatchkey, type TestLatchkey } from '../helpers/latchkey.js';
 import { loginAndConsent, startOAuthServer, SCOPE, type OAuthServer } from '../helpers/oauth-server.js';
-import { startResourceServer, sleep, tokenConfig } from '../helpers/tokens.js';
+import { lastToken, startResourceServer, sleep, tokenConfig, tokenId } from '../helpers/tokens.js';
 import { call } from '../helpers/http.js';
 import { tmpDir } from '../helpers/tmp.js';
+import { expectNoLeak } from '../helpers/leaks.js';
 import type { Upstream } from '../helpers/upstream.js';
 
 const CLIENT = { id: 'web-client', secret: 'web-secret-LEAKCHECK-0f9e8d7c6b5a4' };
@@ -14,11 +15,13 @@ let as: OAuthServer;
 let api: Upstream;
 /** Set: the resource server refuses the next token it sees once (as after a provider-side rotation). */
 let refuseNext = false;
+/** Refresh tokens that were rotated away: they must not linger anywhere either. */
+const oldRefreshTokens: string[] = [];
 const refreshCount = (): number => as.tokenRequests.refresh_token ?? 0;
 
 beforeAll(async () => {
   const dir = tmpDir().path;
-  lk = await startLatchkey({ LATCHKEY_CONFIG: tokenConfig(dir, { refreshMarginSeconds: 1 }) }, dir);
+  lk = await startLatchkey({ LATCHKEY_LOG_LEVEL: 'trace', LATCHKEY_CONFIG: tokenConfig(dir, { refreshMarginSeconds: 1 }) }, dir);
   as = await startOAuthServer([
     {
       client_id: CLIENT.id,
@@ -113,7 +116,7 @@ describe('connect flow', () => {
     const before = refreshCount();
     const r = await proxied('crm');
     expect(r.status).toBe(200);
-    expect(await as.isLiveToken(r.json.token as string)).toBe(true);
+    expect(await as.isLiveToken(lastToken(api))).toBe(true);
     // The exchange's access token is used first: no renewal was needed.
     expect(refreshCount()).toBe(before);
     const audit = await lk.admin.get('/v1/audit?integrationId=crm');
@@ -195,7 +198,8 @@ describe('refresh tokens', () => {
   });
 
   it('an upstream 401 to the current token: one renewal, one replay of the buffered body; the caller never sees the 401', async () => {
-    await connect('replay');
+    const replayAuth = await connect('replay');
+    oldRefreshTokens.push(lk.store.authRecords.openSecrets('replay', replayAuth).refreshToken as string);
     const warm = await proxied('replay');
     expect(warm.status).toBe(200);
     const before = refreshCount();
@@ -208,11 +212,11 @@ describe('refresh tokens', () => {
     expect(refreshCount()).toBe(before + 1);
     expect(api.seen.length).toBe(seen + 2);
     const [refused, replayed] = api.seen.slice(-2);
-    expect(refused!.headers.authorization).toBe(`Bearer ${warm.json.token as string}`);
-    expect(replayed!.headers.authorization).toBe(`Bearer ${r.json.token as string}`);
+    const bearer = (h: string | string[] | undefined) => String(h).replace(/^Bearer /, '');
+    expect(tokenId(bearer(refused!.headers.authorization))).toBe(warm.json.token);
+    expect(tokenId(bearer(replayed!.headers.authorization))).toBe(r.json.token);
     expect(r.json.token).not.toBe(warm.json.token);
-    // The rotated refresh token was stored: the old one is gone from the record.
-    expect(await as.isLiveToken(r.json.token as string)).toBe(true);
+    expect(await as.isLiveToken(bearer(replayed!.headers.authorization))).toBe(true);
   });
 
   it('a streamed 5 MiB upload gets the 401 passed back, with no renewal', async () => {
@@ -228,5 +232,20 @@ describe('refresh tokens', () => {
     expect(r.headers['x-latchkey-error']).toBeUndefined();
     expect(refreshCount()).toBe(before);
     expect(api.seen.length).toBe(seen + 1);
+  });
+
+  it('no client secret, refresh token (current or rotated away) or access token in the database, WAL, trace logs, audit rows or admin responses', async () => {
+    // A pending flow holds the client secret too (sealed).
+    expect((await authorize('crm')).status).toBe(201);
+    const values: Record<string, string> = { clientSecret: CLIENT.secret };
+    const ids = ['crm', 'states', 'revoked', 'replay', 'big-upload'];
+    for (const id of ids) {
+      for (const rec of lk.store.authRecords.list(id)) values[`refresh-${id}-${rec.authId}`] = lk.store.authRecords.openSecrets(id, rec.authId).refreshToken as string;
+    }
+    oldRefreshTokens.forEach((t, i) => (values[`rotatedAway${i}`] = t));
+    const tokens = [...new Set(api.seen.map((r) => String(r.headers.authorization ?? '').replace(/^Bearer /, '')).filter(Boolean))];
+    expect(tokens.length).toBeGreaterThanOrEqual(4);
+    tokens.forEach((t, i) => (values[`accessToken${i}`] = t));
+    await expectNoLeak(lk, values, ids);
   });
 });

@@ -4,13 +4,15 @@
  * service account's RS256 assertion (RFC 7523), and a GitHub App's JWT
  * exchanged for an installation token.
  */
-import { generateKeyPairSync, type KeyObject } from 'node:crypto';
+import { generateKeyPairSync, randomBytes, type KeyObject } from "node:crypto";
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { decodeProtectedHeader, jwtVerify, type JWTPayload } from 'jose';
 import { startLatchkey, type TestLatchkey } from '../helpers/latchkey.js';
 import { startUpstream, type Upstream } from '../helpers/upstream.js';
 import { call } from '../helpers/http.js';
+import { tokenId } from '../helpers/tokens.js';
+import { expectNoLeak } from '../helpers/leaks.js';
 
 const SA_EMAIL = 'robot@project-1.iam.gserviceaccount.com';
 const SCOPES = ['https://www.googleapis.com/auth/drive.readonly', 'https://www.googleapis.com/auth/calendar'];
@@ -54,12 +56,12 @@ function resource(req: IncomingMessage, res: ServerResponse): boolean {
   const auth = req.headers.authorization ?? '';
   if (!req.url?.startsWith('/api/')) return false;
   const token = auth.replace(/^Bearer /, '');
-  json(res, issued.has(token) ? 200 : 401, { token });
+  json(res, issued.has(token) ? 200 : 401, { token: tokenId(token), kind: token.slice(0, 8) });
   return true;
 }
 
 beforeAll(async () => {
-  lk = await startLatchkey();
+  lk = await startLatchkey({ LATCHKEY_LOG_LEVEL: 'trace' });
   google = await startUpstream(async (req, res) => {
     if (resource(req, res)) return;
     const params = await form(req);
@@ -73,7 +75,7 @@ beforeAll(async () => {
       return json(res, 400, { error: 'invalid_grant', error_description: 'Invalid JWT Signature.' });
     }
     googleAssertions.push({ payload, kid: decodeProtectedHeader(assertion).kid });
-    const token = `ya29.test-${++counter}`;
+    const token = `ya29.test-${++counter}-${randomBytes(12).toString("hex")}`;
     issued.add(token);
     json(res, 200, { access_token: token, expires_in: 3599, token_type: 'Bearer' });
   });
@@ -86,7 +88,7 @@ beforeAll(async () => {
     if (req.method !== 'POST' || !m || !payload || (payload.exp ?? 0) - Date.now() / 1000 > 600) return json(res, 401, { message: 'A JSON web token could not be decoded' });
     if (m[1] !== INSTALLATION) return json(res, 404, { message: 'Not Found' });
     githubJwts.push(payload);
-    const token = `ghs_test${++counter}`;
+    const token = `ghs_test${++counter}${randomBytes(12).toString("hex")}`;
     issued.add(token);
     json(res, 201, { token, expires_at: new Date(Date.now() + 3600_000).toISOString(), permissions: { contents: 'read' } });
   });
@@ -119,7 +121,7 @@ describe('GOOGLE_SERVICE_ACCOUNT', () => {
     expect(rec.text).not.toContain('PRIVATE KEY');
     const r = await call(`${lk.proxyUrl}/gdrive/files`, { headers: { 'x-latchkey-key': lk.adminKey } });
     expect(r.status).toBe(200);
-    expect(r.json.token).toMatch(/^ya29\.test-/);
+    expect(r.json.kind).toBe('ya29.tes');
     expect(googleAssertions).toHaveLength(1);
     expect(googleAssertions[0]!.kid).toBe('kid-0123456789abcdef');
     expect(googleAssertions[0]!.payload.sub).toBeUndefined();
@@ -166,7 +168,7 @@ describe('GITHUB_APP', () => {
     expect(rec.json.status).toBe('active');
     const r = await call(`${lk.proxyUrl}/gh/repos/o/r`, { headers: { 'x-latchkey-key': lk.adminKey } });
     expect(r.status).toBe(200);
-    expect(r.json.token).toMatch(/^ghs_test/);
+    expect(r.json.kind).toBe('ghs_test');
     expect(githubJwts).toHaveLength(1);
     const jwt = githubJwts[0]!;
     expect((jwt.exp ?? 0) - (jwt.iat ?? 0)).toBeLessThanOrEqual(600);
@@ -184,5 +186,19 @@ describe('GITHUB_APP', () => {
     expect(r.status).toBe(502);
     expect(r.json.error.code).toBe('TOKEN_REFRESH_FAILED');
     expect((await lk.admin.get(`/v1/integrations/gh-gone/auth/${rec.json.authId as string}`)).json.status).toBe('reauthorization_required');
+  });
+});
+
+describe('secrets of the JWT kinds', () => {
+  it('no private key or access token in the database, WAL, trace logs, audit rows or admin responses', async () => {
+    const pemBody = (k: KeyObject, type: 'pkcs1' | 'pkcs8') => k.export({ type, format: 'pem' }).toString().split('\n')[5] as string;
+    const values: Record<string, string> = {
+      googleKey: pemBody(googleKeys.privateKey, 'pkcs8'),
+      githubKeyPkcs1: pemBody(githubKeys.privateKey, 'pkcs1'),
+      githubKeyPkcs8: pemBody(githubKeys.privateKey, 'pkcs8'),
+    };
+    expect(issued.size).toBeGreaterThanOrEqual(2);
+    [...issued].forEach((t, i) => (values[`accessToken${i}`] = t));
+    await expectNoLeak(lk, values, ['gdrive', 'gmail', 'gh', 'gh-gone']);
   });
 });
