@@ -11,6 +11,7 @@ import AjvModule from 'ajv';
 import { HEADER_VALUE_PATTERN, TOKEN_PATTERN, isForbiddenStaticHeader, type StaticHeader } from '../credentials/headers.js';
 import { placeholders, render, type InjectionTemplate } from '../credentials/template.js';
 import { checkBaseUrl, checkHostEntry, hostAllowed } from '../hosts.js';
+import { endpointProblem } from '../credentials/kinds/token-kinds.js';
 
 const Ajv = AjvModule.default;
 
@@ -86,8 +87,8 @@ export const PROVIDER_SCHEMA = {
       additionalProperties: false,
       required: ['authorizeUrl', 'tokenUrl', 'scopes'],
       properties: {
-        authorizeUrl: { type: 'string', pattern: '^https://', maxLength: 500 },
-        tokenUrl: { type: 'string', pattern: '^https://', maxLength: 500 },
+        authorizeUrl: { type: 'string', maxLength: 500 },
+        tokenUrl: { type: 'string', maxLength: 500 },
         scopes: { type: 'array', maxItems: 50, items: { type: 'string', minLength: 1, maxLength: 300, pattern: '^[^\\s,]+$' } },
         scopeSeparator: { enum: [' ', ','] },
         extraParams: { type: 'object', maxProperties: 10, additionalProperties: { type: 'string', maxLength: 300 } },
@@ -163,6 +164,10 @@ export function providerProblems(raw: unknown, where: string): string[] {
   if (kind === 'oauth2') {
     // Its credential is an access token from the connect flow: no fields are injected.
     if (!p.oauth2) say('oauth2', 'is required for kind oauth2');
+    for (const key of ['authorizeUrl', 'tokenUrl'] as const) {
+      const problem = p.oauth2 ? endpointProblem(p.oauth2[key]) : null;
+      if (problem) say(`oauth2.${key}`, problem);
+    }
     if (p.inject) say('inject', 'an oauth2 provider injects its access token; remove inject');
   } else {
     if (p.oauth2) say('oauth2', `does not belong to kind ${kind}`);

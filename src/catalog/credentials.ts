@@ -171,6 +171,12 @@ function chooseIntegrationId(store: Store, provider: string, req: CredentialRequ
 export async function storeProviderCredential(deps: CredentialDeps, providerId: string, req: CredentialRequest): Promise<StoreResult> {
   const p = deps.catalog.get(providerId);
   if (!p) throw new LatchkeyError('UNKNOWN_PROVIDER', `no provider ${providerId} in the catalog`);
+  if (p.entry.kind === 'oauth2') {
+    // Its credential is a grant a person approves, not fields to store: the connect flow makes it.
+    throw validationError([
+      { field: 'credentials', problem: `${providerId} is an OAuth 2 provider: connect it with POST /v1/integrations/${providerId}/oauth/authorize` },
+    ]);
+  }
   const fields = checkFields(p, req);
   const base = checkBaseUrl(render(p.entry.baseUrl, fields) ?? '');
   const allowedHosts = p.entry.allowedHosts.map((h) => (render(h, fields) ?? '').toLowerCase());

@@ -2,7 +2,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startLatchkey, type TestLatchkey } from '../helpers/latchkey.js';
 import { startOAuthServer, SCOPE, type OAuthServer } from '../helpers/oauth-server.js';
 import { lastToken, startResourceServer, sleep, tokenConfig } from '../helpers/tokens.js';
-import { call } from '../helpers/http.js';
+import { basic, call, viaForwardProxy } from '../helpers/http.js';
 import { tmpDir } from '../helpers/tmp.js';
 import { expectNoLeak } from '../helpers/leaks.js';
 import type { Upstream } from '../helpers/upstream.js';
@@ -87,6 +87,16 @@ describe('OAUTH2_CLIENT_CREDENTIALS', () => {
     expect(ccCount()).toBe(before + 1);
   });
 
+  it('the token is injected the same way in header and forward-proxy mode', async () => {
+    await integrationWithClientCredentials('cc-modes');
+    const byHeader = await call(`${lk.proxyUrl}/items`, { headers: { 'x-latchkey-key': lk.adminKey, 'x-latchkey-integration': 'cc-modes' } });
+    expect(byHeader.status).toBe(200);
+    const forward = await viaForwardProxy(lk.proxyUrl, `${api.url}/items`, { headers: { 'proxy-authorization': basic('cc-modes', lk.adminKey) } });
+    expect(forward.status).toBe(200);
+    expect(forward.json.token).toBe(byHeader.json.token);
+    expect(await as.isLiveToken(lastToken(api))).toBe(true);
+  });
+
   it('after expiry the token is renewed, and 50 concurrent calls at expiry cause exactly one token request', async () => {
     await integrationWithClientCredentials('cc-expiry');
     as.ttl.clientCredentials = 3;
@@ -157,6 +167,6 @@ describe('OAUTH2_CLIENT_CREDENTIALS', () => {
     expect(tokens.length).toBeGreaterThanOrEqual(3);
     const values: Record<string, string> = { clientSecret: CLIENT.secret };
     tokens.forEach((t, i) => (values[`accessToken${i}`] = t));
-    await expectNoLeak(lk, values, ['cc-view', 'cc-reuse', 'cc-expiry', 'cc-wrong', 'cc-down']);
+    await expectNoLeak(lk, values, ['cc-view', 'cc-reuse', 'cc-modes', 'cc-expiry', 'cc-wrong', 'cc-down']);
   });
 });

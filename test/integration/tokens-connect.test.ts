@@ -9,6 +9,9 @@ import { expectNoLeak } from '../helpers/leaks.js';
 import type { Upstream } from '../helpers/upstream.js';
 
 const CLIENT = { id: 'web-client', secret: 'web-secret-LEAKCHECK-0f9e8d7c6b5a4' };
+const CATALOG_CLIENT = { id: 'catalog-client', secret: 'catalog-secret-LEAKCHECK-77aa66bb' };
+/** Config oauth.redirectUri: a public URL in front of the admin listener (here nothing listens on it). */
+const FIXED_REDIRECT = 'http://127.0.0.1:1/oauth/callback';
 
 let lk: TestLatchkey;
 let as: OAuthServer;
@@ -29,6 +32,14 @@ beforeAll(async () => {
       grant_types: ['authorization_code', 'refresh_token'],
       response_types: ['code'],
       redirect_uris: [`${lk.adminUrl}/oauth/callback`],
+      scope: SCOPE,
+    },
+    {
+      client_id: CATALOG_CLIENT.id,
+      client_secret: CATALOG_CLIENT.secret,
+      grant_types: ['authorization_code', 'refresh_token'],
+      response_types: ['code'],
+      redirect_uris: [FIXED_REDIRECT],
       scope: SCOPE,
     },
   ]);
@@ -247,5 +258,52 @@ describe('refresh tokens', () => {
     expect(tokens.length).toBeGreaterThanOrEqual(4);
     tokens.forEach((t, i) => (values[`accessToken${i}`] = t));
     await expectNoLeak(lk, values, ids);
+  });
+});
+
+describe('a catalog provider of kind oauth2', () => {
+  let lk2: TestLatchkey;
+  beforeAll(async () => {
+    const dir = tmpDir().path;
+    const provider = {
+      provider: 'localidp',
+      displayName: 'Local IdP',
+      kind: 'oauth2',
+      baseUrl: api.url,
+      allowedHosts: [api.host],
+      requiredFields: [],
+      optionalFields: [],
+      oauth2: { authorizeUrl: as.authorizeUrl, tokenUrl: as.tokenUrl, scopes: [SCOPE] },
+    };
+    lk2 = await startLatchkey({ LATCHKEY_CONFIG: tokenConfig(dir, { redirectUri: FIXED_REDIRECT }, { providers: [provider] }) }, dir);
+  });
+  afterAll(async () => {
+    await lk2.close();
+  });
+
+  it('POST /v1/integrations/{provider}/oauth/authorize needs only the client id and secret; the integration is created at the callback', async () => {
+    const started = await lk2.admin.post('/v1/integrations/localidp/oauth/authorize', { clientId: CATALOG_CLIENT.id, clientSecret: CATALOG_CLIENT.secret });
+    expect(started.status).toBe(201);
+    const u = new URL(started.json.url as string);
+    expect(u.searchParams.get('scope')).toBe(SCOPE);
+    expect(u.searchParams.get('redirect_uri')).toBe(FIXED_REDIRECT);
+    // Nothing is written before the person finishes.
+    expect((await lk2.admin.get('/v1/integrations/localidp')).status).toBe(404);
+    const back = new URL(await loginAndConsent(started.json.url as string));
+    expect(back.origin + back.pathname).toBe(FIXED_REDIRECT);
+    // The public redirect URI reaches the admin listener (a reverse proxy would do this).
+    const page = await openCallback(`${lk2.adminUrl}/oauth/callback${back.search}`);
+    expect(page.status).toBe(200);
+    const integration = await lk2.admin.get('/v1/integrations/localidp');
+    expect(integration.json).toMatchObject({ integrationId: 'localidp', baseUrl: api.url });
+    const r = await call(`${lk2.proxyUrl}/localidp/things`, { headers: { 'x-latchkey-key': lk2.adminKey } });
+    expect(r.status).toBe(200);
+    expect(await as.isLiveToken(lastToken(api))).toBe(true);
+  });
+
+  it('POST /v1/integrations/{provider}/credentials points an oauth2 provider at the connect flow', async () => {
+    const r = await lk2.admin.post('/v1/integrations/google/credentials', { credentials: {} });
+    expect(r.status).toBe(400);
+    expect(r.json.error.message).toContain('/v1/integrations/google/oauth/authorize');
   });
 });

@@ -14,7 +14,7 @@ import type { Catalog } from '../../catalog/catalog.js';
 import { isIntegrationId } from '../../admin/schemas.js';
 import { parseBaseUrl } from '../../hosts.js';
 import { liveToken } from './token-cache.js';
-import { clientAuthOf, grantErrorOf, serverOf, tokenRequestOptions, DEFAULT_EXPIRES_IN, type GrantContext } from './grants.js';
+import { PROCESS_OPTIONS, clientAuthOf, grantErrorOf, serverOf, tokenRequestOptions, DEFAULT_EXPIRES_IN, type GrantContext } from './grants.js';
 
 export const STATE_TTL_MS = 10 * 60 * 1000;
 
@@ -160,17 +160,21 @@ export async function finishConnect(deps: ConnectDeps, query: Record<string, str
       { code: query.code, redirect_uri: settings.redirectUri, code_verifier: secrets.codeVerifier },
       tokenRequestOptions(deps.grant, settings.tokenUrl),
     );
-    tokens = await oauth.processGenericTokenEndpointResponse(as, client, res);
+    tokens = await oauth.processGenericTokenEndpointResponse(as, client, res, PROCESS_OPTIONS);
   } catch (err) {
     throw new LatchkeyError('TOKEN_REFRESH_FAILED', `the code exchange failed: ${grantErrorOf(err).detail}`);
   }
-  if (!tokens.refresh_token) {
+  // No refresh token and no expiry (a GitHub OAuth app): the access token is a long-lived bearer token.
+  const longLived = !tokens.refresh_token && tokens.expires_in === undefined;
+  if (!tokens.refresh_token && !longLived) {
     throw new LatchkeyError(
       'TOKEN_REFRESH_FAILED',
       'the provider issued no refresh token (it may need offline access, e.g. extraParams access_type=offline)',
     );
   }
-  if (tokens.refresh_token.length > TOKEN_LIMITS.secret) throw new LatchkeyError('TOKEN_REFRESH_FAILED', 'the provider issued an oversized refresh token');
+  if ((tokens.refresh_token ?? tokens.access_token).length > TOKEN_LIMITS.secret) {
+    throw new LatchkeyError('TOKEN_REFRESH_FAILED', 'the provider issued an oversized token');
+  }
 
   const tokenConfig: TokenConfig = {
     kind: 'OAUTH2_REFRESH_TOKEN',
@@ -196,13 +200,14 @@ export async function finishConnect(deps: ConnectDeps, query: Record<string, str
       });
       createdIntegration = true;
     }
-    const rec = store.authRecords.create(pending.integrationId, 'OAUTH2_REFRESH_TOKEN', [], {
+    if (longLived) return store.authRecords.create(pending.integrationId, 'BEARER_TOKEN', [], { apiKey: null, secrets: { token: tokens.access_token } });
+    return store.authRecords.create(pending.integrationId, 'OAUTH2_REFRESH_TOKEN', [], {
       apiKey: null,
       secrets: { ...(secrets.clientSecret ? { clientSecret: secrets.clientSecret } : {}), refreshToken: tokens.refresh_token as string },
       config: tokenConfig as unknown as Record<string, unknown>,
     });
-    return rec;
   })();
+  if (longLived) return { integrationId: record.integrationId, authId: record.authId, keyId: settings.keyId ?? null, createdIntegration };
   // The first access token is kept, so the first call needs no renewal.
   const expiresIn = typeof tokens.expires_in === 'number' && tokens.expires_in > 0 ? tokens.expires_in : DEFAULT_EXPIRES_IN;
   store.tokenState.save(record.integrationId, record.authId, liveToken(tokens.access_token, expiresIn, deps.marginSeconds * 1000), null);

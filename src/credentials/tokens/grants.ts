@@ -40,6 +40,14 @@ export const DEFAULT_EXPIRES_IN = 3600;
 const JWT_BEARER = 'urn:ietf:params:oauth:grant-type:jwt-bearer';
 const REFUSALS = new Set(['invalid_grant', 'invalid_client', 'unauthorized_client']);
 
+/**
+ * Token types accepted besides bearer: Slack's OAuth v2 answers "bot" or
+ * "user" for tokens that are sent as bearer tokens all the same.
+ */
+export const PROCESS_OPTIONS: oauth.ProcessTokenResponseOptions = {
+  recognizedTokenTypes: { bot: () => undefined, user: () => undefined },
+};
+
 export interface GrantContext {
   agent: Dispatcher;
   timeoutMs: number;
@@ -148,7 +156,7 @@ export async function requestToken(ctx: GrantContext, config: TokenConfig, secre
         if (config.audience) params.audience = config.audience;
         const opts = requestOptions(ctx, config.tokenUrl);
         const res = await oauth.clientCredentialsGrantRequest(as, client, clientAuthOf(config.clientAuth, secrets.clientSecret), params, opts);
-        return issued(await oauth.processClientCredentialsResponse(as, client, res));
+        return issued(await oauth.processClientCredentialsResponse(as, client, res, PROCESS_OPTIONS));
       }
       case 'OAUTH2_REFRESH_TOKEN': {
         const as = serverOf(config.tokenUrl);
@@ -162,7 +170,7 @@ export async function requestToken(ctx: GrantContext, config: TokenConfig, secre
           secrets.refreshToken ?? '',
           opts,
         );
-        return issued(await oauth.processRefreshTokenResponse(as, client, res));
+        return issued(await oauth.processRefreshTokenResponse(as, client, res, PROCESS_OPTIONS));
       }
       case 'GOOGLE_SERVICE_ACCOUNT': {
         // RFC 7523 JWT-bearer: the assertion is the client's proof, so no other client authentication.
@@ -175,7 +183,7 @@ export async function requestToken(ctx: GrantContext, config: TokenConfig, secre
         const noClientAuth: oauth.ClientAuth = () => undefined;
         const opts = requestOptions(ctx, config.tokenUri);
         const res = await oauth.genericTokenEndpointRequest(as, client, noClientAuth, JWT_BEARER, { assertion }, opts);
-        return issued(await oauth.processGenericTokenEndpointResponse(as, client, res));
+        return issued(await oauth.processGenericTokenEndpointResponse(as, client, res, PROCESS_OPTIONS));
       }
       case 'GITHUB_APP':
         return await githubInstallationToken(ctx, config, secrets);
