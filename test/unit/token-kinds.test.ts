@@ -95,3 +95,15 @@ describe('views and secrets', () => {
     expect(kindOf('OAUTH2_REFRESH_TOKEN').secretsOf(input).sort()).toEqual(['cs-1', pem, 'rt-1'].sort());
   });
 });
+
+describe('issued tokens', () => {
+  it('a token that could not be one header value is refused before anything keeps it', async () => {
+    const { checkIssued } = await import('../../src/credentials/tokens/grants.js');
+    expect(() => checkIssued('ya29.a0AfB_byC-token_~+/=')).not.toThrow();
+    expect(() => checkIssued('abc', 'refresh-1')).not.toThrow();
+    for (const bad of ['', 'has space', 'crlf\r\nX-Evil: 1', 'x'.repeat(20_000), 42, undefined]) {
+      expect(() => checkIssued(bad), String(bad).slice(0, 20)).toThrow(/unusable access token/);
+    }
+    expect(() => checkIssued('ok', 'bad\nrefresh')).toThrow(/unusable refresh token/);
+  });
+});

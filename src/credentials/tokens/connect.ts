@@ -7,14 +7,14 @@
  */
 import * as oauth from 'oauth4webapi';
 import { LatchkeyError, validationError, type ErrorDetail } from '../../errors.js';
-import { endpointProblem, TOKEN_LIMITS, type TokenConfig } from '../kinds/token-kinds.js';
+import { endpointProblem, type TokenConfig } from '../kinds/token-kinds.js';
 import type { Store } from '../../store/store.js';
 import type { ConnectSettings } from '../../store/oauth-states.js';
 import type { Catalog } from '../../catalog/catalog.js';
 import { isIntegrationId } from '../../admin/schemas.js';
 import { parseBaseUrl } from '../../hosts.js';
 import { liveToken } from './token-cache.js';
-import { PROCESS_OPTIONS, clientAuthOf, grantErrorOf, serverOf, tokenRequestOptions, DEFAULT_EXPIRES_IN, type GrantContext } from './grants.js';
+import { PROCESS_OPTIONS, checkIssued, clientAuthOf, grantErrorOf, serverOf, tokenRequestOptions, DEFAULT_EXPIRES_IN, type GrantContext } from './grants.js';
 
 export const STATE_TTL_MS = 10 * 60 * 1000;
 
@@ -161,6 +161,7 @@ export async function finishConnect(deps: ConnectDeps, query: Record<string, str
       tokenRequestOptions(deps.grant, settings.tokenUrl),
     );
     tokens = await oauth.processGenericTokenEndpointResponse(as, client, res, PROCESS_OPTIONS);
+    checkIssued(tokens.access_token, tokens.refresh_token);
   } catch (err) {
     throw new LatchkeyError('TOKEN_REFRESH_FAILED', `the code exchange failed: ${grantErrorOf(err).detail}`);
   }
@@ -171,9 +172,6 @@ export async function finishConnect(deps: ConnectDeps, query: Record<string, str
       'TOKEN_REFRESH_FAILED',
       'the provider issued no refresh token (it may need offline access, e.g. extraParams access_type=offline)',
     );
-  }
-  if ((tokens.refresh_token ?? tokens.access_token).length > TOKEN_LIMITS.secret) {
-    throw new LatchkeyError('TOKEN_REFRESH_FAILED', 'the provider issued an oversized token');
   }
 
   const tokenConfig: TokenConfig = {

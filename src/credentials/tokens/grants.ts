@@ -80,7 +80,26 @@ export function grantErrorOf(err: unknown): GrantError {
   return new GrantError('failed', `token endpoint unreachable (${code})`);
 }
 
+/** Longest access or refresh token kept: beyond it an endpoint is misbehaving. */
+export const MAX_TOKEN_CHARS = 16_384;
+/** RFC 6750's b64token and then some: printable ASCII without spaces, so it can only ever be one header value. */
+const TOKEN_CHARS = /^[\x21-\x7E]+$/;
+
+/**
+ * Checks what an endpoint issued before anything keeps it: a token with a CR,
+ * LF or space would split or corrupt the Authorization header it goes into.
+ */
+export function checkIssued(accessToken: unknown, refreshToken?: unknown): asserts accessToken is string {
+  for (const [what, v] of [['access token', accessToken], ['refresh token', refreshToken]] as const) {
+    if (v === undefined && what === 'refresh token') continue;
+    if (typeof v !== 'string' || v.length === 0 || v.length > MAX_TOKEN_CHARS || !TOKEN_CHARS.test(v)) {
+      throw new GrantError('failed', `the token endpoint issued an unusable ${what}`);
+    }
+  }
+}
+
 function issued(r: oauth.TokenEndpointResponse): IssuedToken {
+  checkIssued(r.access_token, r.refresh_token);
   const expiresIn = typeof r.expires_in === 'number' && r.expires_in > 0 ? r.expires_in : DEFAULT_EXPIRES_IN;
   return { accessToken: r.access_token, expiresIn, ...(r.refresh_token ? { refreshToken: r.refresh_token } : {}) };
 }
@@ -138,7 +157,7 @@ async function githubInstallationToken(ctx: GrantContext, c: Extract<TokenConfig
   } catch {
     throw new GrantError('failed', 'GitHub answered a body that is not JSON');
   }
-  if (typeof body.token !== 'string' || body.token.length === 0) throw new GrantError('failed', 'GitHub answered no token');
+  checkIssued(body.token);
   const expiresAt = typeof body.expires_at === 'string' ? Date.parse(body.expires_at) : NaN;
   const expiresIn = Number.isFinite(expiresAt) ? Math.max(1, Math.floor((expiresAt - Date.now()) / 1000)) : DEFAULT_EXPIRES_IN;
   return { accessToken: body.token, expiresIn };
