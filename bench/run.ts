@@ -131,14 +131,20 @@ async function main(): Promise<void> {
   };
   await admin('/v1/integrations', { integrationId: 'bench', baseUrl: upstreamUrl });
   await admin('/v1/integrations/bench/auth', { authType: 'BEARER_TOKEN', token: 'bench-token' });
+  await admin('/v1/integrations', { integrationId: 'bench-oauth', baseUrl: upstreamUrl });
+  await admin('/v1/integrations/bench-oauth/auth', {
+    authType: 'OAUTH2_CLIENT_CREDENTIALS',
+    oauth2: { tokenUrl: `${upstreamUrl}/oauth/token`, clientId: 'bench', clientSecret: 'bench-secret' },
+  });
 
   const results = [
     await load('(a) upstream direct', `${upstreamUrl}/v1/items`),
     await load('(b) http-proxy-3 pass-through', `http://127.0.0.1:${pass.port}/v1/items`),
     await load('(c) latchkey bearer injection', `${lk.proxy}/bench/v1/items`, { authorization: `Bearer ${adminKey}` }),
     await load('(d) bare undici forwarder', `http://127.0.0.1:${floor.port}/v1/items`),
+    await load('(t) latchkey OAuth2 token', `${lk.proxy}/bench-oauth/v1/items`, { authorization: `Bearer ${adminKey}` }),
   ];
-  const [a, b, c, d] = results as [Result, Result, Result, Result];
+  const [a, b, c, d, t] = results as [Result, Result, Result, Result, Result];
   console.log(`\n${CONNECTIONS} connections, ${SECONDS} s each, load from ${USE_WRK ? 'wrk' : 'autocannon'}, node ${process.version}\n`);
   console.log('path                              req/s      p50 ms   p99 ms   errors  non-2xx');
   for (const r of results) {
@@ -149,9 +155,10 @@ async function main(): Promise<void> {
   console.log(`\nratio c/b (latchkey / http-proxy-3): ${(c.rps / b.rps).toFixed(2)}`);
   console.log(`ratio c/a (latchkey / direct):       ${(c.rps / a.rps).toFixed(2)}`);
   console.log(`ratio c/d (latchkey / bare undici):  ${(c.rps / d.rps).toFixed(2)}`);
+  console.log(`ratio t/c (OAuth2 token / bearer):   ${(t.rps / c.rps).toFixed(2)}`);
   for (const child of children) child.kill('SIGTERM');
   rmSync(dir, { recursive: true, force: true });
-  if (c.non2xx > 0 || c.errors > 0) process.exitCode = 1;
+  if (c.non2xx > 0 || c.errors > 0 || t.non2xx > 0 || t.errors > 0) process.exitCode = 1;
 }
 
 main().catch((err: unknown) => {
