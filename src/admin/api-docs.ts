@@ -222,7 +222,15 @@ export const ROUTE_DOCS: Record<string, RouteDoc> = {
     body: 'object',
     errors: ['NOT_FOUND'],
   },
-  'GET /oauth/callback': { summary: "The OAuth provider's redirect: exchanges the code and stores the record (HTML page)", tag: 'auth records', status: 200, body: 'html', errors: ['INVALID_STATE'], open: true },
+  'GET /oauth/callback': {
+    summary: "The OAuth provider's redirect: exchanges the code and stores the record (HTML page)",
+    tag: 'auth records',
+    status: 200,
+    body: 'html',
+    // VALIDATION_ERROR: the person declined at the provider; TOKEN_REFRESH_FAILED: the code exchange failed.
+    errors: ['INVALID_STATE', 'VALIDATION_ERROR', 'TOKEN_REFRESH_FAILED'],
+    open: true,
+  },
 };
 
 /** Every /v1 route can answer these (section "Access control" of the docs). */

@@ -73,8 +73,6 @@ export function buildAdminServer(ctx: AdminContext): FastifyInstance {
   registerOpenApi(app);
   // Inside plugins, so the routes are registered after @fastify/swagger's onRoute hook.
   void app.register(async (root) => serviceRoutes(root, ctx));
-  // The connect flow's callback: no credential (the provider's redirect brings the person's browser here).
-  void app.register(async (root) => oauthCallbackRoute(root, ctx));
   const sessions = new ConsoleSessions(ctx.keys, ctx.consoleSessionMinutes);
   consoleRoutes(app, ctx, sessions);
   void app.register(
@@ -104,6 +102,8 @@ export function buildAdminServer(ctx: AdminContext): FastifyInstance {
     },
     { prefix: '/v1' },
   );
+  // The connect flow's callback: no credential (the provider's redirect brings the person's browser here).
+  void app.register(async (root) => oauthCallbackRoute(root, ctx));
   return app;
 }
 

@@ -43,6 +43,17 @@ export const authorizeBodySchema = {
     extraParams: { type: 'object', maxProperties: 20, additionalProperties: { type: 'string', maxLength: 1024 } },
     clientAuth: { enum: ['basic', 'post'] },
   },
+  examples: [
+    {
+      authorizeUrl: 'https://login.example.com/oauth/authorize',
+      tokenUrl: 'https://login.example.com/oauth/token',
+      clientId: 'app-1',
+      clientSecret: 'app-secret-example',
+      scope: 'contacts.read offline_access',
+    },
+    // A catalog provider of kind oauth2: the endpoints and default scopes come from the catalog.
+    { clientId: '1234.apps.googleusercontent.com', clientSecret: 'client-secret-example' },
+  ],
 } as const;
 
 export interface ConnectDeps {
