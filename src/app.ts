@@ -10,8 +10,9 @@ import { KeyVerifier } from './access/principal.js';
 import { TokenService } from './access/tokens.js';
 import { Authenticator } from './access/credentials.js';
 import { buildAdminServer, registeredRoutes, type RegisteredRoute } from './admin/server.js';
-import { createProxyServer } from './proxy/server.js';
+import { createProxyServer, type ProxyListener } from './proxy/server.js';
 import { Connector, type ConnectorOptions } from './proxy/connector.js';
+import { LocalCa } from './tls/ca.js';
 import { PlanCache } from './proxy/plans.js';
 import { upstreamCa } from './proxy/tls.js';
 import type { Server } from 'node:http';
@@ -28,6 +29,7 @@ export interface RunningApp {
   store: Store;
   /** The admin listener's routes (for the OpenAPI completeness test). */
   adminRoutes: () => RegisteredRoute[];
+  localCa: LocalCa;
   stop: () => Promise<void>;
   /** After the grace period: drop the connections that are still open. */
   forceClose: () => void;
@@ -77,7 +79,7 @@ function observeCall(metrics: Metrics, auditLog: AuditLog): (rec: CallRecord, me
       time: auditTime(),
       requestId: rec.requestId,
       keyId: rec.keyId,
-      action: 'proxy.call',
+      action: rec.action ?? 'proxy.call',
       integrationId: rec.integrationId,
       authId: rec.authId,
       method: rec.method,
@@ -86,6 +88,7 @@ function observeCall(metrics: Metrics, auditLog: AuditLog): (rec: CallRecord, me
       status: rec.status,
       durationMs: rec.ms,
       error: rec.error ?? null,
+      mode: rec.mode,
     };
     // No valid key: anyone could be sending these, so they are sampled, not all stored.
     if (rec.keyId === null) auditLog.refused(entry);
@@ -101,7 +104,12 @@ async function listen(server: Server, host: string, port: number): Promise<void>
 /** Seams for tests only: a resolver stand-in and a dial map that keeps every dial on loopback. */
 export type AppHooks = Pick<ConnectorOptions, 'resolve' | 'dialAddress'>;
 
-export async function startApp(config: Config, log: Logger, hooks: AppHooks = {}): Promise<RunningApp> {
+export interface StartOptions extends AppHooks {
+  /** false: the proxy listener only (`latchkey run` starting a latchkey of its own). */
+  admin?: boolean;
+}
+
+export async function startApp(config: Config, log: Logger, options: StartOptions = {}): Promise<RunningApp> {
   await initSodium();
   const store = Store.open({ dbPath: config.db, masterKey: config.masterKey, masterKeyFile: config.masterKeyFile });
   if (store.masterKeySource === 'generated') {
@@ -109,17 +117,18 @@ export async function startApp(config: Config, log: Logger, hooks: AppHooks = {}
   }
   if (store.masterKeySource === 'file') warnIfShared(config.masterKeyFile, log);
   let admin: FastifyInstance | undefined;
-  let proxy: Server | undefined;
+  let proxy: ProxyListener | undefined;
   let auditLog: AuditLog | undefined;
   try {
     ensureAdminKey(store, config, log);
     const keys = new KeyVerifier(store, config.adminKey);
     const authn = new Authenticator(keys, new TokenService(config.jwtSecret));
     const metrics = new Metrics();
+    const localCa = await LocalCa.open(store, { onMint: (ms) => metrics.leafMinted(ms) });
     auditLog = new AuditLog(store, config.db, config.audit.retentionDays, log);
     let ready = false;
     const ca = upstreamCa(config.proxy.caFile);
-    const connector = new Connector({ connectTimeoutMs: config.proxy.connectTimeoutMs, ca, ...hooks });
+    const connector = new Connector({ connectTimeoutMs: config.proxy.connectTimeoutMs, ca, resolve: options.resolve, dialAddress: options.dialAddress });
     const agent = connector.undiciAgent({
       headersTimeoutMs: config.proxy.headersTimeoutMs,
       bodyTimeoutMs: config.proxy.bodyTimeoutMs,
@@ -173,6 +182,7 @@ export async function startApp(config: Config, log: Logger, hooks: AppHooks = {}
       consoleSessionMinutes: config.console.sessionMinutes,
       consoleOrigins: config.console.origins,
       ready: () => ready,
+      localCa,
     });
     proxy = createProxyServer({
       plans: new PlanCache(store, kindDeps),
@@ -184,12 +194,15 @@ export async function startApp(config: Config, log: Logger, hooks: AppHooks = {}
       connector,
       log,
       ca,
+      localCa,
+      passthroughHosts: config.proxy.passthroughHosts,
       onCall: observeCall(metrics, auditLog),
+      onTunnel: (kind) => metrics.tunnelOpened(kind),
     });
-    await listen(proxy, config.proxyAddress.host, config.proxyAddress.port);
-    await admin.listen({ host: config.adminAddress.host, port: config.adminAddress.port });
-    const proxyUrl = urlOf(proxy);
-    const adminUrl = urlOf(admin.server);
+    await listen(proxy.server, config.proxyAddress.host, config.proxyAddress.port);
+    if (options.admin !== false) await admin.listen({ host: config.adminAddress.host, port: config.adminAddress.port });
+    const proxyUrl = urlOf(proxy.server);
+    const adminUrl = options.admin !== false ? urlOf(admin.server) : '';
     adminBound = adminUrl;
     ready = true;
     const flush = setInterval(() => keys.flushLastUsed(), 5000);
@@ -197,20 +210,22 @@ export async function startApp(config: Config, log: Logger, hooks: AppHooks = {}
     log.info({ proxy: proxyUrl, admin: adminUrl }, 'listening');
 
     const adminApp: FastifyInstance = admin;
-    const proxyServer: Server = proxy;
+    const proxyListener: ProxyListener = proxy;
+    const proxyServer: Server = proxy.server;
     const audit: AuditLog = auditLog;
     return {
       proxyUrl,
       adminUrl,
       store,
       adminRoutes: () => [...(registeredRoutes.get(adminApp) ?? [])],
+      localCa,
       stop: async () => {
         clearInterval(flush);
         ready = false;
         // Stop accepting on both listeners; in-flight calls run to completion.
         const proxyClosed = new Promise<void>((r) => proxyServer.close(() => r()));
         // Keep-alive connections go as soon as their in-flight call is answered.
-        const reaper = setInterval(() => proxyServer.closeIdleConnections(), 50);
+        const reaper = setInterval(() => proxyListener.closeIdle(), 50);
         await Promise.all([proxyClosed, adminApp.close()]);
         clearInterval(reaper);
         await agent.close();
@@ -219,13 +234,13 @@ export async function startApp(config: Config, log: Logger, hooks: AppHooks = {}
         store.close();
       },
       forceClose: () => {
-        proxyServer.closeAllConnections();
+        proxyListener.closeAll();
         adminApp.server.closeAllConnections();
       },
     };
   } catch (err) {
     await auditLog?.close();
-    proxy?.close();
+    proxy?.server.close();
     await admin?.close();
     store.close();
     throw err;

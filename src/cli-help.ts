@@ -31,6 +31,21 @@ while a server is running. Needs no master key: the copy holds sealed blobs only
 
 Print the provider catalog (config/providers.json plus the config file's
 providers) as a Markdown table.`,
+  ca: `Usage: latchkey ca print
+       latchkey ca rotate
+
+print writes the local CA certificate (PEM) that signs the certificates of
+intercepted HTTPS tunnels, making the CA first if the database has none.
+rotate replaces the CA; running latchkeys use the new one from their next
+tunnel, and clients must be given the new certificate.`,
+  run: `Usage: latchkey run [--integrations a,b|*] [--ttl 12h] -- COMMAND [ARGS...]
+
+Run COMMAND with every HTTP(S) call it makes going through latchkey: an agent
+key scoped to the integrations (default *), expiring after the ttl (30s, 15m,
+12h, 7d) and revoked when COMMAND exits; HTTP(S)_PROXY, NO_PROXY, CA bundle
+variables and a Node preload are set for it. Uses the latchkey listening at the
+configured proxy address, or starts one in this process. The exit code is
+COMMAND's.`,
 };
 
 export const HELP = `latchkey: credential-injecting outbound proxy
@@ -47,6 +62,9 @@ Commands:
                                          (generated into FILE when it does not exist)
   backup FILE                            write a consistent copy of the database, also while serving
   catalog                                print the provider catalog as a Markdown table
+  ca print|rotate                        print or replace the local CA of HTTPS interception
+  run [--integrations a,b|*] [--ttl 12h] -- COMMAND [ARGS...]
+                                         run COMMAND with its HTTP(S) calls going through latchkey
   --help                                 this text; latchkey COMMAND --help for one command
 
 Configuration: config/default.json, then config/local.json (or LATCHKEY_CONFIG),

@@ -11,6 +11,8 @@ import { Store, replaceKeyFile } from './store/store.js';
 import { keysCommand } from './cli-keys.js';
 import { catalogTable } from './catalog/table.js';
 import { COMMAND_HELP, HELP } from './cli-help.js';
+import { caCommand } from './cli-ca.js';
+import { runCommand } from './cli-run.js';
 
 
 
@@ -97,6 +99,7 @@ export async function main(argv: string[]): Promise<void> {
       role: { type: 'string' },
       integrations: { type: 'string' },
       'expires-at': { type: 'string' },
+      ttl: { type: 'string' },
     },
   });
   const [command, ...rest] = positionals;
@@ -121,6 +124,12 @@ export async function main(argv: string[]): Promise<void> {
       return backup(config, rest[0]);
     case 'keys':
       return keysCommand(config, rest, values);
+    case 'ca':
+      return caCommand(config, rest);
+    case 'run': {
+      const code = await runCommand(config, { integrations: values.integrations, ttl: values.ttl }, rest);
+      process.exit(code);
+    }
     case 'catalog':
       process.stdout.write(`${catalogTable(config.providerCatalog.list())}\n`);
       return;

@@ -105,6 +105,9 @@ export class Metrics {
   readonly injectionFailures: Counter<'code'>;
   readonly adminRequests: Counter<'method' | 'route' | 'status_class'>;
   readonly tokenRefreshFailures: Counter<'integration' | 'reason'>;
+  readonly tunnels: Counter<'kind'>;
+  readonly leafMints: Counter;
+  readonly leafMintSeconds: Counter;
 
   constructor() {
     collectDefaultMetrics({ register: this.registry, prefix: 'latchkey_' });
@@ -128,6 +131,31 @@ export class Metrics {
       labelNames: ['integration', 'reason'],
       registers: [this.registry],
     });
+    this.tunnels = new Counter({
+      name: 'latchkey_tunnels_total',
+      help: 'CONNECT tunnels opened, by kind (intercept: TLS terminated with a leaf of the local CA; passthrough: untouched)',
+      labelNames: ['kind'],
+      registers: [this.registry],
+    });
+    this.leafMints = new Counter({
+      name: 'latchkey_leaf_certificates_minted_total',
+      help: 'Leaf certificates signed by the local CA (cache misses)',
+      registers: [this.registry],
+    });
+    this.leafMintSeconds = new Counter({
+      name: 'latchkey_leaf_certificate_mint_seconds_total',
+      help: 'Time spent minting leaf certificates',
+      registers: [this.registry],
+    });
+  }
+
+  tunnelOpened(kind: 'intercept' | 'passthrough'): void {
+    this.tunnels.inc({ kind });
+  }
+
+  leafMinted(ms: number): void {
+    this.leafMints.inc();
+    this.leafMintSeconds.inc(ms / 1000);
   }
 
   /** Calls, error rate and latency percentiles per integration, for the console. */

@@ -11,6 +11,7 @@ import { auditTime } from '../store/audit.js';
 import type { Metrics } from '../metrics.js';
 import type { KeyVerifier } from '../access/principal.js';
 import type { ConnectDeps } from '../credentials/tokens/connect.js';
+import type { LocalCa } from '../tls/ca.js';
 
 export interface AuditTarget {
   integrationId?: string;
@@ -40,6 +41,8 @@ export interface AdminContext {
   connect: ConnectDeps;
   /** Whether the service may take traffic (database open, master key checked). */
   ready: () => boolean;
+  /** The local CA of CONNECT interception (its certificate is public: GET /ca.pem). */
+  localCa: LocalCa;
 }
 
 declare module 'fastify' {

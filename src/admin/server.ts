@@ -116,6 +116,8 @@ function serviceRoutes(app: FastifyInstance, ctx: AdminContext): void {
     }
     return { status: 'ready' };
   });
+  // The CA's certificate is public by nature: clients fetch it to trust intercepted tunnels.
+  app.get('/ca.pem', async (_req, reply) => reply.type('application/x-pem-file').send(await ctx.localCa.certificatePem()));
   // Counts and latencies only, no secret and no credential needed: keep the admin listener private.
   app.get('/metrics', async (_req, reply) => {
     const text = await ctx.metrics.registry.metrics();

@@ -3,6 +3,7 @@ import { isIP } from 'node:net';
 import AjvModule from 'ajv';
 import { CONFIG_SCHEMA, DEFAULTS, ENV_OVERRIDES, type FileConfig } from './schema.js';
 import { buildCatalog, type Catalog } from '../catalog/catalog.js';
+import { checkAllowedHosts, isLinkLocal } from '../hosts.js';
 
 // ajv ships CommonJS; under NodeNext its default export is the module object.
 const Ajv = AjvModule.default;
@@ -120,6 +121,14 @@ export function loadConfig(env: Env = process.env): Config {
   if (file.proxy.caFile && !existsSync(file.proxy.caFile)) {
     throw new ConfigError(`proxy.caFile: file ${file.proxy.caFile} does not exist`);
   }
+  const badPassthrough = checkAllowedHosts(file.proxy.passthroughHosts).map(
+    (d) => `proxy.passthroughHosts${d.field.slice('allowedHosts'.length)}: ${d.problem}`,
+  );
+  for (const entry of file.proxy.passthroughHosts) {
+    // A blind tunnel to a metadata service would be the one hole the proxy leaves open.
+    if (isLinkLocal(entry.replace(/:\d+$/, ''))) badPassthrough.push(`proxy.passthroughHosts: ${entry} is link-local`);
+  }
+  if (badPassthrough.length > 0) throw new ConfigError(`invalid config: ${badPassthrough.join('; ')}`);
 
   const providerCatalog = buildCatalog(file.providers);
   if (Array.isArray(providerCatalog)) throw new ConfigError(`invalid provider catalog: ${providerCatalog.join('; ')}`);

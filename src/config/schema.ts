@@ -13,6 +13,8 @@ export interface FileConfig {
     caFile: string | null;
     /** Request signers (SigV4, HMAC) buffer a body to hash it: at most this many bytes. */
     signing: { maxBodyBytes: number };
+    /** CONNECT targets tunnelled untouched (no interception, no credential) when no integration allows them. */
+    passthroughHosts: string[];
   };
   admin: { addr: string };
   db: string;
@@ -51,6 +53,7 @@ export const DEFAULTS: FileConfig = {
     bodyTimeoutMs: 300_000,
     caFile: null,
     signing: { maxBodyBytes: 16 * 1024 * 1024 },
+    passthroughHosts: [],
   },
   admin: { addr: '127.0.0.1:7481' },
   db: './data/latchkey.db',
@@ -76,7 +79,7 @@ export const CONFIG_SCHEMA = {
     proxy: {
       type: 'object',
       additionalProperties: false,
-      required: ['addr', 'clientAuth', 'connectTimeoutMs', 'headersTimeoutMs', 'bodyTimeoutMs', 'caFile', 'signing'],
+      required: ['addr', 'clientAuth', 'connectTimeoutMs', 'headersTimeoutMs', 'bodyTimeoutMs', 'caFile', 'signing', 'passthroughHosts'],
       properties: {
         addr: ADDR,
         clientAuth: { enum: ['required', 'none'] },
@@ -90,6 +93,7 @@ export const CONFIG_SCHEMA = {
           required: ['maxBodyBytes'],
           properties: { maxBodyBytes: { type: 'integer', minimum: 0, maximum: 1024 * 1024 * 1024 } },
         },
+        passthroughHosts: { type: 'array', maxItems: 500, items: { type: 'string', minLength: 1, maxLength: 260 } },
       },
     },
     admin: {

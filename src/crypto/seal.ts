@@ -105,6 +105,42 @@ export function rewrapKey(oldMaster: Uint8Array, newMaster: Uint8Array, authId: 
   }
 }
 
+/*
+ * The local CA's private key is sealed the same way (a data key of its own,
+ * wrapped under the master key), with associated data naming the CA, so it
+ * cannot be mistaken for, or swapped with, an auth record's blob.
+ */
+const caWrapAd = (caId: string): string => `latchkey/v1/ca-data-key/${caId}`;
+const caKeyAd = (caId: string): string => `latchkey/v1/ca-key/${caId}`;
+
+export function sealCaKey(master: Uint8Array, caId: string, pkcs8: Uint8Array): SealedRecord {
+  const dataKey = randomFillSync(Buffer.alloc(KEY_BYTES));
+  try {
+    return { wrappedKey: seal(master, dataKey, caWrapAd(caId)), sealed: seal(dataKey, pkcs8, caKeyAd(caId)) };
+  } finally {
+    dataKey.fill(0);
+  }
+}
+
+/** The CA's PKCS#8 private key; the caller zeroes it once imported. */
+export function openCaKey(master: Uint8Array, caId: string, rec: SealedRecord): Buffer {
+  const dataKey = open(master, rec.wrappedKey, caWrapAd(caId), `data key of CA ${caId}`);
+  try {
+    return open(dataKey, rec.sealed, caKeyAd(caId), `private key of CA ${caId}`);
+  } finally {
+    dataKey.fill(0);
+  }
+}
+
+export function rewrapCaKey(oldMaster: Uint8Array, newMaster: Uint8Array, caId: string, wrappedKey: Buffer): Buffer {
+  const dataKey = open(oldMaster, wrappedKey, caWrapAd(caId), `data key of CA ${caId}`);
+  try {
+    return seal(newMaster, dataKey, caWrapAd(caId));
+  } finally {
+    dataKey.fill(0);
+  }
+}
+
 export const makeCheckValue = (master: Uint8Array): Buffer => seal(master, CHECK_PLAINTEXT, CHECK_AD);
 
 export function checkMasterKey(master: Uint8Array, check: Buffer): boolean {

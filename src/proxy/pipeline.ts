@@ -22,8 +22,9 @@ import {
 } from './inject.js';
 import type { UpstreamRequest } from './forward.js';
 import { applyInjector } from './apply.js';
+import { sameAuthority, type Tunnel } from './tunnel.js';
 
-export type Mode = 'path' | 'header' | 'forward';
+export type Mode = 'path' | 'header' | 'forward' | 'connect';
 
 export interface Call {
   req: IncomingMessage;
@@ -31,8 +32,12 @@ export interface Call {
   started: number;
   mode: Mode;
   integrationId: string | null;
-  /** Forward mode: the absolute-form target's host[:port]. */
+  /** Forward mode: the absolute-form target's host[:port]; connect mode: the CONNECT target. */
   target: string | null;
+  /** Set for requests inside a CONNECT tunnel (and for the CONNECT itself once it is accepted). */
+  tunnel: Tunnel | null;
+  /** The secret that authenticated the call (kept for the tunnel a CONNECT opens). */
+  keySecret: string | null;
   /** The path and query the caller asked for, below the integration (raw, undecoded). */
   path: string;
   query: string;
@@ -61,7 +66,7 @@ const header = (req: IncomingMessage, name: string): string | undefined => {
   return Array.isArray(v) ? v[0] : v;
 };
 
-function basicParts(value: string): { user: string; pass: string } | null {
+export function basicParts(value: string): { user: string; pass: string } | null {
   const m = /^Basic +([A-Za-z0-9+/=]+) *$/i.exec(value);
   if (!m) return null;
   const decoded = Buffer.from(m[1] as string, 'base64').toString('utf8');
@@ -69,34 +74,95 @@ function basicParts(value: string): { user: string; pass: string } | null {
   return colon < 0 ? null : { user: decoded.slice(0, colon), pass: decoded.slice(colon + 1) };
 }
 
+/**
+ * Whether the request carries anything that may be a latchkey credential.
+ * HTTP proxy clients often send proxy credentials only after a 407, so in
+ * forward and CONNECT mode a request with none is challenged before anything
+ * else is looked at; a loose yes only means the full check runs.
+ */
+export function requireSomeCredential(call: Call, deps: PipelineDeps): void {
+  if (deps.clientAuth === 'none') return;
+  const { req } = call;
+  const headers = req.headers;
+  if (headers['proxy-authorization'] !== undefined || headers['x-latchkey-key'] !== undefined) return;
+  if ((req.url ?? '').includes('lk_')) return;
+  for (const value of Object.values(headers)) {
+    if (typeof value === 'string' ? value.includes('lk_') : value?.some((v) => v.includes('lk_'))) return;
+  }
+  const basic = headers.authorization ? basicParts(headers.authorization) : null;
+  if (basic && (basic.user.startsWith('lk_') || basic.pass.startsWith('lk_'))) return;
+  throw new LatchkeyError('PROXY_AUTH_REQUIRED', 'a latchkey key is required to use an integration');
+}
+
+/** An absolute-form request target split into its authority and the rest. */
+function splitAbsolute(url: string): { authority: string; rest: string } {
+  const afterScheme = url.indexOf('//') + 2;
+  const slash = url.indexOf('/', afterScheme);
+  const qmark = url.indexOf('?', afterScheme);
+  const end = slash < 0 ? (qmark < 0 ? url.length : qmark) : qmark < 0 ? slash : Math.min(slash, qmark);
+  return { authority: url.slice(afterScheme, end).toLowerCase(), rest: url.slice(end) || '/' };
+}
+
+/**
+ * Inside a tunnel the target and integration are the CONNECT's; the request
+ * must still say it is for that target (a client confused about where it is
+ * talking must not get another host's answer, nor send that host's request
+ * with this host's credential).
+ */
+function tagTunnelled(call: Call, tunnel: Tunnel): void {
+  const url = call.req.url ?? '/';
+  call.mode = 'connect';
+  call.target = tunnel.target;
+  call.integrationId = tunnel.integrationId;
+  let authority = header(call.req, 'host');
+  let rest = url;
+  if (/^https?:\/\//i.test(url)) ({ authority, rest } = splitAbsolute(url));
+  if (!sameAuthority(authority, tunnel)) {
+    throw new LatchkeyError('MISDIRECTED_REQUEST', `this tunnel is for ${tunnel.target}, not ${authority ?? '(no Host)'}`);
+  }
+  if (!rest.startsWith('/')) throw new LatchkeyError('INVALID_TARGET', 'requests inside a tunnel need an origin-form target');
+  ({ path: call.path, query: call.query } = splitPathQuery(rest));
+}
+
+/**
+ * Forward and CONNECT modes: X-Latchkey-Integration, else the
+ * Proxy-Authorization Basic user name unless it is empty or `auto`; null
+ * means "the integration that allows the target".
+ */
+export function namedIntegration(req: IncomingMessage): string | null {
+  const named = header(req, 'x-latchkey-integration');
+  if (named) return named;
+  const proxyAuth = header(req, 'proxy-authorization');
+  const user = proxyAuth ? basicParts(proxyAuth)?.user : undefined;
+  return user && user !== 'auto' ? user : null;
+}
+
 /** TRACE echoes the request, credential included, back to the caller; TRACK is its IIS twin. */
 const REFUSED_METHODS = new Set(['TRACE', 'TRACK']);
 
 /** Stage 1: which integration, which mode, which path. */
-export function tag(call: Call): void {
+export function tag(call: Call, deps: PipelineDeps): void {
   const { req } = call;
   if (REFUSED_METHODS.has(req.method ?? '')) {
     throw new LatchkeyError('METHOD_NOT_ALLOWED', `${req.method as string} is never forwarded: it would echo the credential`);
   }
+  if (call.tunnel) return tagTunnelled(call, call.tunnel);
   const url = req.url ?? '/';
   const named = header(req, 'x-latchkey-integration');
   if (/^https?:\/\//i.test(url)) {
     call.mode = 'forward';
-    const afterScheme = url.indexOf('//') + 2;
-    const slash = url.indexOf('/', afterScheme);
-    const qmark = url.indexOf('?', afterScheme);
-    const end = slash < 0 ? (qmark < 0 ? url.length : qmark) : qmark < 0 ? slash : Math.min(slash, qmark);
-    const authority = url.slice(afterScheme, end).toLowerCase();
+    requireSomeCredential(call, deps);
+    const { authority, rest } = splitAbsolute(url);
     // No userinfo in a request target: "http://a@b/" would make the target ambiguous.
     if (authority.includes('@') || authority.length === 0) throw new LatchkeyError('HOST_NOT_ALLOWED', 'invalid request target');
     // One spelling per address: policy checks compare canonical hosts.
     call.target = canonicalHostPort(authority);
-    const { path, query } = splitPathQuery(url.slice(end) || '/');
+    const { path, query } = splitPathQuery(rest);
     call.path = path.startsWith('/') ? path : `/${path}`;
     call.query = query;
-    const proxyAuth = header(req, 'proxy-authorization');
-    const basic = proxyAuth ? basicParts(proxyAuth) : null;
-    call.integrationId = named ?? (basic?.user || null);
+    // None named: chosen by the target host once the caller is known (stage choose).
+    call.integrationId = namedIntegration(req);
+    return;
   } else if (named !== undefined) {
     call.mode = 'header';
     call.integrationId = named;
@@ -119,6 +185,7 @@ export function tag(call: Call): void {
 
 /** Stage 2: the integration's plan and the auth record the call uses (errors wait for authentication). */
 export function resolve(call: Call, deps: PipelineDeps): void {
+  if (call.integrationId === null) return;
   call.plan = deps.plans.get(call.integrationId as string);
   if (call.plan) call.auth = deps.plans.authPlan(call.plan, header(call.req, 'x-latchkey-auth-id'));
 }
@@ -147,7 +214,8 @@ function findClientKeys(call: Call): FoundKey[] {
   if (explicit) found.push({ secret: explicit.trim(), place: { kind: 'header', name: 'x-latchkey-key' } });
   const authorization = header(req, 'authorization');
   if (authorization) {
-    const bearer = /^Bearer +(lk_\S+) *$/i.exec(authorization)?.[1];
+    // Any scheme: SDKs send `Bearer lk_…`, GitHub's `token lk_…`.
+    const bearer = /^[A-Za-z][\w.+-]* +(lk_\S+) *$/.exec(authorization)?.[1];
     const basic = basicParts(authorization);
     const inBasic = basic?.pass.startsWith('lk_') ? basic.pass : basic?.user.startsWith('lk_') ? basic.user : undefined;
     const secret = bearer ?? inBasic;
@@ -179,7 +247,8 @@ function refuseBrowsers(call: Call): void {
   if (req.headers.origin !== undefined || header(req, 'sec-fetch-site') === 'cross-site') {
     throw new LatchkeyError('ORIGIN_NOT_ALLOWED', 'proxy.clientAuth "none" serves local programs, never web pages (a request with Origin)');
   }
-  if (call.mode !== 'forward' && !LOOPBACK_HOST.test(header(req, 'host') ?? '')) {
+  // Forward and CONNECT requests name their target in Host; a page cannot send either without Origin.
+  if (call.mode !== 'forward' && call.mode !== 'connect' && !LOOPBACK_HOST.test(header(req, 'host') ?? '')) {
     throw new LatchkeyError('ORIGIN_NOT_ALLOWED', 'proxy.clientAuth "none" answers only requests addressed to a loopback name (Host)');
   }
 }
@@ -190,7 +259,10 @@ const ANONYMOUS: Principal = { keyId: 'anonymous', role: 'agent', integrations: 
 export async function authenticate(call: Call, deps: PipelineDeps): Promise<void> {
   const keys = findClientKeys(call);
   call.clientKeys = keys.map((k) => k.place);
-  const found = keys[0];
+  // Inside a tunnel the CONNECT's key decides; keys found in the request are only removed.
+  const tunnelKey: FoundKey | undefined =
+    call.tunnel?.secret != null ? { secret: call.tunnel.secret, place: { kind: 'proxy-authorization' } } : undefined;
+  const found = call.tunnel ? tunnelKey : keys[0];
   if (deps.clientAuth === 'none') {
     refuseBrowsers(call);
     call.principal = ANONYMOUS;
@@ -199,6 +271,7 @@ export async function authenticate(call: Call, deps: PipelineDeps): Promise<void
   if (!found) throw new LatchkeyError('PROXY_AUTH_REQUIRED', 'a latchkey key is required to use an integration');
   try {
     call.principal = await deps.authn.resolve(found.secret);
+    call.keySecret = found.secret;
   } catch (err) {
     // On the data plane every unusable credential reads the same.
     if (err instanceof LatchkeyError && err.code === 'INVALID_AUTH_FORMAT') {
@@ -218,6 +291,27 @@ export async function authenticate(call: Call, deps: PipelineDeps): Promise<void
     }
     call.corsOrigin = origin;
   }
+}
+
+/**
+ * Stage 3b, forward and connect modes with no integration named: the one
+ * integration the caller may use whose allowedHosts match the target.
+ */
+export function choose(call: Call, deps: PipelineDeps): void {
+  if (call.integrationId !== null || call.target === null) return;
+  const principal = call.principal as Principal;
+  const usable = deps.plans.integrationsAllowing(call.target).filter((id) => mayUseIntegration(principal, id));
+  if (usable.length > 1) {
+    throw new LatchkeyError(
+      'AMBIGUOUS_INTEGRATION',
+      `${call.target} is allowed by integrations ${usable.join(', ')}: name one as the proxy user name`,
+    );
+  }
+  if (usable.length === 0) throw new LatchkeyError('HOST_NOT_ALLOWED', `no integration this key may use allows ${call.target}`);
+  call.integrationId = usable[0] as string;
+  resolve(call, deps);
+  // Now that the credential's places are known, a key sitting in one of them is found (and removed) too.
+  call.clientKeys = findClientKeys(call).map((k) => k.place);
 }
 
 /** A CORS preflight: OPTIONS with Origin and Access-Control-Request-Method. */
@@ -286,11 +380,13 @@ export function build(call: Call): void {
   let origin: string;
   let path: string;
   let hostname: string;
-  if (call.mode === 'forward') {
-    // The scheme is the integration's: an http:// target of an https integration goes out over TLS.
+  if (call.mode === 'forward' || call.mode === 'connect') {
+    // Forward: the scheme is the integration's, so an http:// target of an https integration goes out
+    // over TLS. Connect: always TLS to the CONNECT target, whatever the client put in Host.
     const target = call.target as string;
     const hasPort = /:\d+$/.test(target);
-    origin = `${base.protocol}//${hasPort ? target : `${target}:${base.port}`}`;
+    const protocol = call.mode === 'connect' ? 'https:' : base.protocol;
+    origin = `${protocol}//${hasPort ? target : `${target}:${base.port}`}`;
     hostname = target.replace(/:\d+$/, '');
     path = call.path;
   } else {

@@ -4,7 +4,7 @@
  * dropped whenever the database version moves (a write from this process or
  * any other), so an admin change applies to the very next call.
  */
-import { canonicalHostPort, parseBaseUrl, type ParsedBaseUrl } from '../hosts.js';
+import { canonicalHostPort, hostAllowed, parseBaseUrl, type ParsedBaseUrl } from '../hosts.js';
 import { headersToPairs, type AuthType } from '../credentials/auth-types.js';
 import { credentialPlaces, renderInjection } from '../credentials/template.js';
 import type { Injector, KindDeps, KindInput } from '../credentials/kind.js';
@@ -77,8 +77,15 @@ export function buildAuthPlan(
   };
 }
 
+interface HostEntry {
+  integrationId: string;
+  allowedHosts: string[];
+  basePort: number;
+}
+
 export class PlanCache {
   private plans = new Map<string, IntegrationPlan | null>();
+  private hostIndex: HostEntry[] | null = null;
   private version = -1;
 
   constructor(
@@ -86,13 +93,28 @@ export class PlanCache {
     private readonly kindDeps: KindDeps,
   ) {}
 
-  /** The plan of an integration, or null when it does not exist. */
-  get(integrationId: string): IntegrationPlan | null {
+  private refresh(): void {
     const v = this.store.version();
     if (v !== this.version) {
       this.plans = new Map();
+      this.hostIndex = null;
       this.version = v;
     }
+  }
+
+  /** Ids of the integrations whose allowedHosts match `target` (host:port), oldest first. */
+  integrationsAllowing(target: string): string[] {
+    this.refresh();
+    this.hostIndex ??= this.store.integrations.all().flatMap((i) => {
+      const base = parseBaseUrl(i.baseUrl);
+      return typeof base === 'string' ? [] : [{ integrationId: i.integrationId, allowedHosts: i.allowedHosts, basePort: base.port }];
+    });
+    return this.hostIndex.filter((e) => hostAllowed(e.allowedHosts, target, e.basePort)).map((e) => e.integrationId);
+  }
+
+  /** The plan of an integration, or null when it does not exist. */
+  get(integrationId: string): IntegrationPlan | null {
+    this.refresh();
     let plan = this.plans.get(integrationId);
     if (plan === undefined) {
       plan = this.load(integrationId);

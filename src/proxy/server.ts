@@ -1,4 +1,5 @@
 import http, { type IncomingMessage, type ServerResponse } from 'node:http';
+import type { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import type { Dispatcher } from 'undici';
 import { asLatchkeyError, errorBody, errorHeaders, LatchkeyError } from '../errors.js';
@@ -8,6 +9,7 @@ import {
   authenticate,
   authorize,
   build,
+  choose,
   corsHeaders,
   inject,
   isPreflight,
@@ -15,12 +17,14 @@ import {
   resolve,
   tag,
   type Call,
-  type PipelineDeps,
 } from './pipeline.js';
 import { forward } from './forward.js';
 import { canReplay, reapplyAfter401 } from './apply.js';
 import { createWebSocketProxy, writeSocketError } from './websocket.js';
 import type { Connector } from './connector.js';
+import { tunnelOf } from './tunnel.js';
+import { acceptTunnel, intercept, passThrough, type ConnectDeps } from './connect.js';
+import type { LocalCa } from '../tls/ca.js';
 
 export interface CallRecord {
   requestId: string;
@@ -35,6 +39,8 @@ export interface CallRecord {
   status: number;
   ms: number;
   mode: string;
+  /** proxy.call (default) or proxy.tunnel (a passthrough tunnel, recorded when it ends). */
+  action?: 'proxy.call' | 'proxy.tunnel';
   error?: string;
 }
 
@@ -43,23 +49,38 @@ export interface CallMeta {
   known: boolean;
 }
 
-export interface ProxyDeps extends PipelineDeps {
+export interface ProxyDeps extends ConnectDeps {
   agent: Dispatcher;
   connector: Connector;
   log: Logger;
   ca: string[];
+  /** Signs the leaf certificates of intercepted CONNECT tunnels. */
+  localCa: LocalCa;
   /** Told about every call once it ends (audit, metrics). */
   onCall?: (record: CallRecord, meta: CallMeta) => void;
+  /** Told about every tunnel opened. */
+  onTunnel?: (kind: 'intercept' | 'passthrough') => void;
+}
+
+export interface ProxyListener {
+  server: http.Server;
+  /** Closes idle keep-alive connections, tunnelled ones included (graceful stop). */
+  closeIdle: () => void;
+  /** Drops every connection and tunnel (end of the grace period). */
+  closeAll: () => void;
 }
 
 function newCall(req: IncomingMessage): Call {
+  const tunnel = tunnelOf(req.socket);
   return {
     req,
     requestId: requestIdFrom(req.headers['x-request-id']),
     started: performance.now(),
-    mode: 'path',
+    mode: tunnel ? 'connect' : 'path',
     integrationId: null,
     target: null,
+    tunnel,
+    keySecret: null,
     path: '',
     query: '',
     plan: null,
@@ -75,7 +96,7 @@ function newCall(req: IncomingMessage): Call {
 /** Client-credential failures in forward mode are 407, as HTTP proxies answer. */
 function statusFor(call: Call, e: LatchkeyError): number {
   const proxyAuth = e.code === 'PROXY_AUTH_REQUIRED' || e.code === 'INVALID_API_KEY';
-  return call.mode === 'forward' && proxyAuth ? 407 : e.status;
+  return (call.mode === 'forward' || call.mode === 'connect') && proxyAuth ? 407 : e.status;
 }
 
 function sendError(call: Call, res: ServerResponse, err: unknown, log: Logger): number {
@@ -128,7 +149,20 @@ function record(call: Call, status: number, error?: string): CallRecord {
   };
 }
 
-export function createProxyServer(deps: ProxyDeps): http.Server {
+/** An error answered on a raw socket (upgrade, CONNECT), closing it. */
+function socketError(call: Call, socket: Duplex, err: unknown, log: Logger): LatchkeyError {
+  const e = asLatchkeyError(err);
+  if (e.code === 'INTERNAL_ERROR') {
+    log.error({ requestId: call.requestId, errName: (err as Error)?.name, errCode: (err as { code?: string })?.code }, 'proxy call failed');
+  }
+  const status = statusFor(call, e);
+  const challenge = status === 407 ? 'proxy-authenticate: Basic realm="latchkey"\r\n' : '';
+  const retry = Object.entries(errorHeaders(e)).map(([k, v]) => `${k}: ${v}\r\n`).join('');
+  writeSocketError(socket, status, e.code, JSON.stringify(errorBody(e, call.requestId)), `x-request-id: ${call.requestId}\r\n${challenge}${retry}`);
+  return e;
+}
+
+export function createProxyServer(deps: ProxyDeps): ProxyListener {
   const ws = createWebSocketProxy(deps);
 
   const finish = (call: Call, status: number, error?: string): void => {
@@ -140,7 +174,7 @@ export function createProxyServer(deps: ProxyDeps): http.Server {
   const handle = async (req: IncomingMessage, res: ServerResponse): Promise<void> => {
     const call = newCall(req);
     try {
-      tag(call);
+      tag(call, deps);
       if (isPreflight(req)) {
         res.writeHead(204, { ...preflightHeaders(call, deps), 'x-request-id': call.requestId });
         res.end();
@@ -148,6 +182,7 @@ export function createProxyServer(deps: ProxyDeps): http.Server {
       }
       resolve(call, deps);
       await authenticate(call, deps);
+      choose(call, deps);
       authorize(call);
       build(call);
       await inject(call);
@@ -174,42 +209,73 @@ export function createProxyServer(deps: ProxyDeps): http.Server {
     const call = newCall(req);
     socket.on('error', () => socket.destroy());
     try {
-      tag(call);
+      tag(call, deps);
       // Only WebSocket upgrades are proxied: an h2c upgrade would be cut after the fact, so it is refused up front.
       if (String(req.headers.upgrade ?? '').toLowerCase() !== 'websocket' || req.method !== 'GET') {
         throw new LatchkeyError('INVALID_TARGET', `only WebSocket upgrades (GET with Upgrade: websocket) are proxied, not ${String(req.headers.upgrade)}`);
       }
       resolve(call, deps);
       await authenticate(call, deps);
+      choose(call, deps);
       authorize(call);
       build(call);
       await inject(call);
       const result = await ws(call, socket, head);
       finish(call, result.status, result.error);
     } catch (err) {
-      const e = asLatchkeyError(err);
-      const status = statusFor(call, e);
-      const challenge = status === 407 ? 'proxy-authenticate: Basic realm="latchkey"\r\n' : '';
-      writeSocketError(socket, status, e.code, JSON.stringify(errorBody(e, call.requestId)), `x-request-id: ${call.requestId}\r\n${challenge}`);
-      finish(call, status, e.code);
+      const e = socketError(call, socket, err, deps.log);
+      finish(call, statusFor(call, e), e.code);
     }
   };
 
-  const server = http.createServer(
-    // Uploads and streams may legitimately last long; only slow headers are cut.
-    { requestTimeout: 0, headersTimeout: 60_000, keepAliveTimeout: 5_000 },
-    (req, res) => void handle(req, res),
-  );
-  server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => void upgrade(req, socket, head));
-  // HTTPS_PROXY (CONNECT with TLS interception) is a later feature: say so instead of dropping the socket.
-  server.on('connect', (_req: IncomingMessage, socket: Duplex) => {
-    const body = 'CONNECT is not supported: use HTTP_PROXY with http:// URLs (latchkey sends them upstream over TLS)\n';
+  /** Sockets of open tunnels: dropped at the end of the grace period. */
+  const tunnels = new Set<Socket>();
+  /** Intercepted tunnels whose TLS handshake has not completed: nothing in flight, dropped on a graceful stop. */
+  const handshaking = new Set<Socket>();
+
+  const connect = async (req: IncomingMessage, socket: Socket, head: Buffer): Promise<void> => {
+    const call = newCall(req);
     socket.on('error', () => socket.destroy());
-    socket.end(
-      `HTTP/1.1 501 Not Implemented\r\ncontent-type: text/plain\r\ncontent-length: ${Buffer.byteLength(body)}\r\nconnection: close\r\n\r\n${body}`,
-    );
-  });
-  server.on('clientError', (err: NodeJS.ErrnoException, socket) => {
+    try {
+      const kind = await acceptTunnel(call, deps);
+      const tunnel = call.tunnel!;
+      if (kind === 'intercept') {
+        // Minted (or taken from the cache) before the 200, so a failure is still an answer.
+        const context = await deps.localCa.contextFor(tunnel.hostname);
+        if (socket.destroyed) return;
+        tunnels.add(socket);
+        handshaking.add(socket);
+        socket.once('close', () => {
+          tunnels.delete(socket);
+          handshaking.delete(socket);
+        });
+        intercept(socket, head, tunnel, context, (secure) => {
+          handshaking.delete(socket);
+          inner.emit('connection', secure);
+        }, deps.log);
+        deps.onTunnel?.('intercept');
+        deps.log.info(
+          { requestId: call.requestId, integrationId: tunnel.integrationId, keyId: call.principal?.keyId, target: tunnel.target },
+          'tunnel opened',
+        );
+        return;
+      }
+      tunnels.add(socket);
+      const result = await passThrough(socket, head, tunnel, deps.connector, () => deps.onTunnel?.('passthrough'));
+      tunnels.delete(socket);
+      const rec: CallRecord = { ...record(call, 200), host: tunnel.hostname, action: 'proxy.tunnel' };
+      deps.log.info({ ...rec, bytesUp: result.bytesUp, bytesDown: result.bytesDown }, 'passthrough tunnel closed');
+      deps.onCall?.(rec, { known: false });
+    } catch (err) {
+      tunnels.delete(socket);
+      const e = socketError(call, socket, err, deps.log);
+      finish(call, statusFor(call, e), e.code);
+    }
+  };
+
+  // Uploads and streams may legitimately last long; only slow headers are cut.
+  const serverOptions: http.ServerOptions = { requestTimeout: 0, headersTimeout: 60_000, keepAliveTimeout: 5_000 };
+  const onClientError = (err: NodeJS.ErrnoException, socket: Duplex): void => {
     if (!socket.writable) return;
     // Methods node's parser does not know (TRACK among them) never reach the pipeline; say why, coded.
     if (err.code === 'HPE_INVALID_METHOD') {
@@ -218,6 +284,49 @@ export function createProxyServer(deps: ProxyDeps): http.Server {
       return;
     }
     socket.end('HTTP/1.1 400 Bad Request\r\nconnection: close\r\n\r\n');
+  };
+  const server = http.createServer(serverOptions, (req, res) => void handle(req, res));
+  server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => void upgrade(req, socket, head));
+  server.on('connect', (req: IncomingMessage, socket: Duplex, head: Buffer) => void connect(req, socket as Socket, head));
+  server.on('clientError', onClientError);
+
+  /*
+   * The decrypted side of intercepted tunnels: the same handlers, never listening on a port itself.
+   * A server that never listened does not track its connections (closeIdleConnections does nothing),
+   * so the requests in flight on each decrypted socket are counted here for a graceful stop.
+   */
+  const busy = new Map<Duplex, number>();
+  const adjust = (socket: Duplex, by: number): void => {
+    const n = busy.get(socket);
+    if (n !== undefined) busy.set(socket, n + by);
+  };
+  const inner = http.createServer(serverOptions, (req, res) => {
+    adjust(req.socket, 1);
+    res.once('close', () => adjust(req.socket, -1));
+    void handle(req, res);
   });
-  return server;
+  inner.on('connection', (socket: Duplex) => {
+    busy.set(socket, 0);
+    socket.once('close', () => busy.delete(socket));
+  });
+  inner.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => {
+    // A WebSocket keeps the socket until either side closes it.
+    adjust(socket, 1);
+    void upgrade(req, socket, head);
+  });
+  inner.on('clientError', onClientError);
+
+  return {
+    server,
+    closeIdle: () => {
+      server.closeIdleConnections();
+      for (const [socket, inFlight] of busy) if (inFlight === 0) socket.destroy();
+      for (const socket of handshaking) socket.destroy();
+    },
+    closeAll: () => {
+      server.closeAllConnections();
+      for (const socket of busy.keys()) socket.destroy();
+      for (const socket of tunnels) socket.destroy();
+    },
+  };
 }

@@ -18,6 +18,8 @@ export interface AuditEntry {
   error?: string | null;
   /** Summary rows: how many refusals this row stands for. */
   count?: number;
+  /** Proxied calls: how the call came in (path, header, forward or connect). */
+  mode?: string;
 }
 
 interface Row {
@@ -107,14 +109,16 @@ export type AuditTuple = [
   string | null,
   number | null,
   number | null,
-  // Call rows only (JSON in a batch, no column): error code, then the count of a summary row.
+  // Call rows only (JSON in a batch, no column): error code, the count of a summary row, the mode.
   (string | null)?,
-  number?,
+  (number | null)?,
+  (string | null)?,
 ];
 
 export const auditTuple = (e: AuditEntry): AuditTuple => {
   const t = columnTuple(e);
-  if (e.count !== undefined) t.push(e.error ?? null, e.count);
+  if (e.mode !== undefined) t.push(e.error ?? null, e.count ?? null, e.mode);
+  else if (e.count !== undefined) t.push(e.error ?? null, e.count);
   else if (e.error) t.push(e.error);
   return t;
 };
@@ -148,7 +152,8 @@ const fromTuple = (t: AuditTuple): AuditEntry => {
     durationMs: t[10],
   };
   if (t[11]) e.error = t[11];
-  if (t[12] !== undefined) e.count = t[12];
+  if (t[12] !== undefined && t[12] !== null) e.count = t[12];
+  if (t[13]) e.mode = t[13];
   return e;
 };
 

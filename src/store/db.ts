@@ -139,6 +139,18 @@ const MIGRATIONS: string[] = [
     used_at        INTEGER
   ) STRICT;
   `,
+  `
+  -- The local CA that signs interception leaf certificates. Its private key is
+  -- sealed like an auth record's secrets; the newest row is the current CA.
+  CREATE TABLE local_ca (
+    seq         INTEGER PRIMARY KEY AUTOINCREMENT,
+    ca_id       TEXT NOT NULL UNIQUE,
+    cert_pem    TEXT NOT NULL,
+    wrapped_key BLOB NOT NULL,
+    sealed      BLOB NOT NULL,
+    created_at  TEXT NOT NULL
+  ) STRICT;
+  `,
 ];
 
 export const SCHEMA_VERSION = MIGRATIONS.length;

@@ -83,6 +83,7 @@ export class IntegrationRepo {
   private readonly insertStmt;
   private readonly getStmt;
   private readonly rawStmt;
+  private readonly allStmt;
   private readonly listStmt;
   private readonly updateStmt;
   private readonly deleteStmt;
@@ -95,6 +96,7 @@ export class IntegrationRepo {
     this.rawStmt = db.prepare<[string], { allowed_hosts: string }>(
       'SELECT allowed_hosts FROM integrations WHERE integration_id = ?',
     );
+    this.allStmt = db.prepare<[], Row>('SELECT * FROM integrations ORDER BY seq');
     this.listStmt = db.prepare<[number, number], Row>('SELECT * FROM integrations WHERE seq > ? ORDER BY seq LIMIT ?');
     this.updateStmt = db.prepare(`
       UPDATE integrations
@@ -143,6 +145,11 @@ export class IntegrationRepo {
   storedAllowedHosts(integrationId: string): string[] | null {
     const row = this.rawStmt.get(integrationId);
     return row ? (JSON.parse(row.allowed_hosts) as string[] | null) : null;
+  }
+
+  /** Every integration (the CONNECT host index is built from it once per database change). */
+  all(): Integration[] {
+    return this.allStmt.all().map(toIntegration);
   }
 
   list(limit: number, afterSeq: number): Page<Integration> {

@@ -8,6 +8,7 @@ import { AuditRepo } from './audit.js';
 import { WidgetGrantRepo } from './widget-grants.js';
 import { TokenStateRepo } from './token-state.js';
 import { OAuthStateRepo } from './oauth-states.js';
+import { LocalCaRepo } from './local-ca.js';
 import { checkMasterKey, makeCheckValue } from '../crypto/seal.js';
 import { MasterKeyError, resolveMasterKey, type MasterKeySource } from '../crypto/master-key.js';
 import { LatchkeyError } from '../errors.js';
@@ -32,6 +33,7 @@ export class Store {
   readonly widgetGrants: WidgetGrantRepo;
   readonly tokenState: TokenStateRepo;
   readonly oauthStates: OAuthStateRepo;
+  readonly localCa: LocalCaRepo;
   private localWrites = 0;
   private readonly dataVersionStmt;
   private readonly getCheckStmt;
@@ -57,6 +59,7 @@ export class Store {
     this.widgetGrants = new WidgetGrantRepo(db);
     this.tokenState = new TokenStateRepo(db, () => this.currentMasterKey(), this.authRecords);
     this.oauthStates = new OAuthStateRepo(db, () => this.currentMasterKey());
+    this.localCa = new LocalCaRepo(db, () => this.currentMasterKey(), bump);
   }
 
   /** Throws MasterKeyError (wrong or missing key) or DatabaseError; the database file is not changed then. */
@@ -116,13 +119,14 @@ export class Store {
     return this.masterKey;
   }
 
-  /** Re-wraps every data key and the check value in one transaction. */
+  /** Re-wraps every data key (auth records and the local CA) and the check value in one transaction. */
   rotateMasterKey(newKey: Buffer): number {
     const oldKey = this.masterKey;
     const count = this.db.transaction(() => {
       const n = this.authRecords.rewrapAll(oldKey, newKey);
       this.tokenState.rewrapAll(oldKey, newKey);
       this.oauthStates.clear();
+      this.localCa.rewrapAll(oldKey, newKey);
       this.setCheckStmt.run(CHECK_KEY, makeCheckValue(newKey));
       return n;
     })();

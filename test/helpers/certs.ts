@@ -16,8 +16,11 @@ const openssl = (args: string[], cwd: string): void => {
   execFileSync('openssl', args, { cwd, stdio: 'pipe' });
 };
 
-/** A CA made for this test run, and a server certificate for localhost and 127.0.0.1 signed by it. */
-export function makePki(): TestPki {
+/**
+ * A CA made for this test run, and a server certificate for localhost,
+ * 127.0.0.1 and any extra DNS names signed by it.
+ */
+export function makePki(names: string[] = []): TestPki {
   const dir = tmpDir().path;
   const subj = (cn: string) => ['-subj', `/CN=${cn}`];
   openssl(['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-days', '2',
@@ -25,7 +28,8 @@ export function makePki(): TestPki {
     '-addext', 'basicConstraints=critical,CA:TRUE', '-addext', 'keyUsage=critical,keyCertSign,cRLSign'], dir);
   openssl(['req', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-keyout', 'server.key',
     '-out', 'server.csr', ...subj('localhost')], dir);
-  writeFileSync(join(dir, 'ext.cnf'), 'subjectAltName=DNS:localhost,IP:127.0.0.1\nextendedKeyUsage=serverAuth\n');
+  const san = ['DNS:localhost', 'IP:127.0.0.1', ...names.map((n) => `DNS:${n}`)].join(',');
+  writeFileSync(join(dir, 'ext.cnf'), `subjectAltName=${san}\nextendedKeyUsage=serverAuth\n`);
   openssl(['x509', '-req', '-in', 'server.csr', '-CA', 'ca.crt', '-CAkey', 'ca.key', '-CAcreateserial', '-days', '2',
     '-out', 'server.crt', '-extfile', 'ext.cnf'], dir);
   openssl(['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-days', '2',

@@ -205,6 +205,12 @@ describe('SDK drop-in: the latchkey key where the credential goes', () => {
     expect(res.status).toBe(200);
     expect(seenBy(res).headers.authorization).toBe(`Bearer ${SECRET.token}`);
   });
+  it('under any Authorization scheme: `token lk_…` as GitHub’s SDKs send it', async () => {
+    const res = await call(`${lk.proxyUrl}/bearer/v1/user`, { headers: { authorization: `token ${lk.adminKey}` } });
+    expect(res.status).toBe(200);
+    expect(seenBy(res).headers.authorization).toBe(`Bearer ${SECRET.token}`);
+    expect(JSON.stringify(res.json)).not.toContain('lk_');
+  });
   it('the API-key header', async () => {
     const res = await call(`${lk.proxyUrl}/hdrkey/v1`, { headers: { 'x-api-key': lk.adminKey } });
     expect(seenBy(res).headers['x-api-key']).toBe(SECRET.headerKey);
@@ -280,21 +286,6 @@ describe('forward proxy', () => {
     expect(seenBy(res).headers.authorization).toBe(`Bearer ${SECRET.token}`);
   });
 
-  it('CONNECT (HTTPS_PROXY) is answered 501, not dropped', async () => {
-    const { request } = await import('node:http');
-    const proxyUrl = new URL(lk.proxyUrl);
-    const status = await new Promise<number>((resolve, reject) => {
-      const req = request({ host: proxyUrl.hostname, port: proxyUrl.port, method: 'CONNECT', path: `127.0.0.1:${up.port}` });
-      req.on('connect', (res, socket) => {
-        socket.destroy();
-        resolve(res.statusCode ?? 0);
-      });
-      req.on('error', reject);
-      req.end();
-    });
-    expect(status).toBe(501);
-  });
-
   it('no credential: 407 with Proxy-Authenticate; a wrong one: 407 INVALID_API_KEY', async () => {
     const none = await viaForwardProxy(lk.proxyUrl, `http://${up.host}/x`, { headers: { 'x-latchkey-integration': 'bearer' } });
     expect(none.status).toBe(407);
@@ -305,6 +296,32 @@ describe('forward proxy', () => {
     });
     expect(wrong.status).toBe(407);
     expect(wrong.json.error.code).toBe('INVALID_API_KEY');
+  });
+
+  it('a request with no credential at all is challenged before anything else (no integration named, bad target)', async () => {
+    const before = up.seen.length;
+    for (const target of [`http://${up.host}/x`, 'http://user@evil.example/x']) {
+      const res = await viaForwardProxy(lk.proxyUrl, target);
+      expect(res.status).toBe(407);
+      expect(res.headers['proxy-authenticate']).toBe('Basic realm="latchkey"');
+      expect(res.json.error.code).toBe('PROXY_AUTH_REQUIRED');
+    }
+    // With a credential and no integration named, the target host decides: here several integrations allow it.
+    for (const proxyAuth of [`Bearer ${lk.adminKey}`, basic('auto', lk.adminKey), basic('', lk.adminKey)]) {
+      const auto = await viaForwardProxy(lk.proxyUrl, `http://${up.host}/x`, { headers: { 'proxy-authorization': proxyAuth } });
+      expect(auto.status).toBe(409);
+      expect(auto.json.error.code).toBe('AMBIGUOUS_INTEGRATION');
+    }
+    expect(up.seen.length).toBe(before);
+  });
+
+  it('user name auto: the one integration that allows the target host is used', async () => {
+    const res = await viaForwardProxy(lk.proxyUrl, `http://localhost:${tlsUp.port}/auto`, {
+      headers: { 'proxy-authorization': basic('auto', lk.adminKey) },
+    });
+    expect(res.status).toBe(200);
+    expect(seenBy(res).headers.authorization).toBe('Bearer tls-token');
+    expect(seenBy(res).url).toBe('/auto');
   });
 });
 
