@@ -19,6 +19,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { randomBytes } from 'node:crypto';
 import autocannon from 'autocannon';
+import { leafMintMs, makeBenchPki, tunnelRows } from './connect.js';
 
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 10);
 const CONNECTIONS = Number(process.env.BENCH_CONNECTIONS ?? 32);
@@ -112,6 +113,7 @@ async function main(): Promise<void> {
   const floor = await start([join(here, 'undici-floor.js'), upstreamUrl], 'port');
 
   const dir = workDir;
+  const pki = makeBenchPki(dir);
   const adminKey = `lk_${randomBytes(32).toString('base64url')}`;
   const lk = await start([join(here, '..', 'src', 'cli.js'), 'serve'], 'proxy', {
     LATCHKEY_DB: join(dir, 'latchkey.db'),
@@ -120,6 +122,7 @@ async function main(): Promise<void> {
     LATCHKEY_ADMIN_ADDR: '127.0.0.1:0',
     LATCHKEY_ADMIN_KEY: adminKey,
     LATCHKEY_LOG_LEVEL: 'info',
+    LATCHKEY_CONFIG: pki.config,
   });
   const admin = async (path: string, body: unknown): Promise<void> => {
     const res = await fetch(`${lk.admin}${path}`, {
@@ -156,6 +159,23 @@ async function main(): Promise<void> {
   console.log(`ratio c/a (latchkey / direct):       ${(c.rps / a.rps).toFixed(2)}`);
   console.log(`ratio c/d (latchkey / bare undici):  ${(c.rps / d.rps).toFixed(2)}`);
   console.log(`ratio t/c (OAuth2 token / bearer):   ${(t.rps / c.rps).toFixed(2)}`);
+
+  // HTTPS proxy rows: load from an undici loop in this process (wrk and autocannon speak no CONNECT).
+  const tls = await start([join(here, 'upstream-tls.js'), pki.key, pki.cert], 'port');
+  await admin('/v1/integrations', { integrationId: 'tls', baseUrl: `https://127.0.0.1:${tls.port}` });
+  await admin('/v1/integrations/tls/auth', { authType: 'BEARER_TOKEN', token: 'bench-token' });
+  await admin('/v1/integrations', { integrationId: 'mint', baseUrl: 'https://mint.bench.example', allowedHosts: ['mint.bench.example', '*.mint.bench.example'] });
+  await admin('/v1/integrations/mint/auth', { authType: 'BEARER_TOKEN', token: 'bench-token' });
+  const caPem = await (await fetch(`${lk.admin}/ca.pem`)).text();
+  const rows = await tunnelRows({ dir, seconds: SECONDS, connections: CONNECTIONS }, String(lk.proxy), adminKey, Number(tls.port), caPem);
+  console.log('\npath (undici load loop)           req/s      p50 ms   p99 ms   errors');
+  for (const r of rows) {
+    console.log(`${r.name.padEnd(32)} ${r.rps.toFixed(0).padStart(8)} ${String(r.p50).padStart(9)} ${String(r.p99).padStart(8)} ${String(r.errors).padStart(8)}`);
+  }
+  const [e, f] = rows as [(typeof rows)[0], (typeof rows)[0]];
+  console.log(`\nratio f/e (tunnel / plain forward proxy): ${(f.rps / e.rps).toFixed(2)}`);
+  console.log(`leaf certificate mint, mean of 50:         ${(await leafMintMs(String(lk.proxy), String(lk.admin), adminKey, 50)).toFixed(2)} ms`);
+  if (e.errors > 0 || f.errors > 0) process.exitCode = 1;
   for (const child of children) child.kill('SIGTERM');
   rmSync(dir, { recursive: true, force: true });
   if (c.non2xx > 0 || c.errors > 0 || t.non2xx > 0 || t.errors > 0) process.exitCode = 1;
