@@ -121,7 +121,7 @@ export async function startApp(config: Config, log: Logger, options: StartOption
   let auditLog: AuditLog | undefined;
   try {
     ensureAdminKey(store, config, log);
-    const keys = new KeyVerifier(store, config.adminKey);
+    const keys = new KeyVerifier(store, config.adminKey, config.cache.keys);
     const authn = new Authenticator(keys, new TokenService(config.jwtSecret));
     const metrics = new Metrics();
     const localCa = await LocalCa.open(store, { onMint: (ms) => metrics.leafMinted(ms) });
@@ -185,7 +185,7 @@ export async function startApp(config: Config, log: Logger, options: StartOption
       localCa,
     });
     proxy = createProxyServer({
-      plans: new PlanCache(store, kindDeps),
+      plans: new PlanCache(store, kindDeps, config.cache.plans),
       authn,
       clientAuth: config.proxy.clientAuth,
       // A preflight is answered only for tokens whose minting key is still valid.

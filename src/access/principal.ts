@@ -2,6 +2,7 @@ import { timingSafeEqual } from 'node:crypto';
 import { LatchkeyError } from '../errors.js';
 import { hashKey, type Role } from '../store/api-keys.js';
 import type { Store } from '../store/store.js';
+import { ChangeWatcher } from '../store/changes.js';
 
 /** Who is calling: resolved once per request, checked by the admin API and the proxy alike. */
 export interface Principal {
@@ -26,52 +27,64 @@ export const looksLikeJwt = (value: string): boolean => /^eyJ[\w-]*\.[\w-]+\.[\w
 
 /**
  * Verifies `lk_` keys. The env bootstrap key is compared in memory; the rest
- * are looked up by hash. Answers are cached per database version, so a
- * revocation (from this process or another) applies to the very next call.
+ * are looked up by hash. Answers are cached; when the database changed (this
+ * process or another), the change log names the keys that were written and
+ * only their entries (and every "unknown key" answer) are dropped, so a
+ * revocation applies to the very next call. At most `maxKeys` answers are kept.
  */
 export class KeyVerifier {
   private readonly bootstrapHash: Buffer | null;
-  /** Presented key -> principal (null: unknown or revoked); dropped when the database changes. */
-  private cache = new Map<string, Principal | null>();
-  private cacheVersion = -1;
+  /** Presented key -> principal (null: unknown or revoked). */
+  private readonly cache = new Map<string, Principal | null>();
   /** keyId -> expiry of an active key (null: unknown or revoked), for widget tokens. */
-  private byId = new Map<string, { expiresAt: string | null } | null>();
+  private readonly byId = new Map<string, { expiresAt: string | null } | null>();
+  private readonly watcher: ChangeWatcher;
   /** keyId -> last use, flushed to the database in batches. */
   readonly lastUsed = new Map<string, number>();
 
-  constructor(private readonly store: Store, bootstrapKey: string | undefined) {
+  constructor(
+    private readonly store: Store,
+    bootstrapKey: string | undefined,
+    private readonly maxKeys = MAX_CACHED_KEYS,
+  ) {
     this.bootstrapHash = bootstrapKey ? hashKey(bootstrapKey) : null;
-  }
-
-  /** Drops every cached answer when the database changed (here or in another process). */
-  private fresh(): void {
-    const version = this.store.version();
-    if (version !== this.cacheVersion || this.cache.size > MAX_CACHED_KEYS || this.byId.size > MAX_CACHED_KEYS) {
-      this.cache = new Map();
-      this.byId = new Map();
-      this.cacheVersion = version;
-    }
+    this.watcher = new ChangeWatcher(
+      store,
+      (entity, keyId) => {
+        if (entity !== 'key') return;
+        this.byId.delete(keyId);
+        // Key changes are rare (create, revoke, update): a scan of the bounded cache is fine.
+        for (const [presented, p] of this.cache) if (p === null || p.keyId === keyId) this.cache.delete(presented);
+      },
+      () => {
+        this.cache.clear();
+        this.byId.clear();
+      },
+    );
   }
 
   /** Whether the key with this id is still valid: not revoked, not expired (widget tokens live only that long). */
   isActive(keyId: string): boolean {
-    this.fresh();
+    this.watcher.poll();
     if (keyId === BOOTSTRAP_KEY_ID) return this.bootstrapHash !== null;
     let found = this.byId.get(keyId);
     if (found === undefined) {
       const rec = this.store.apiKeys.get(keyId);
       found = rec && !rec.revokedAt ? { expiresAt: rec.expiresAt } : null;
+      if (this.byId.size >= this.maxKeys) this.byId.delete(this.byId.keys().next().value as string);
       this.byId.set(keyId, found);
     }
     return found !== null && (!found.expiresAt || Date.parse(found.expiresAt) > Date.now());
   }
 
   verify(key: string): Principal {
-    this.fresh();
+    this.watcher.poll();
     // Keyed by the presented key itself: hashing on every call cost more than the rest of the check.
     let found: Principal | null | undefined = this.cache.get(key);
     if (found === undefined) {
       found = this.lookup(key);
+      // A flood of made-up keys only ever costs the oldest answers.
+      if (this.cache.size >= this.maxKeys) this.cache.delete(this.cache.keys().next().value as string);
       this.cache.set(key, found);
     }
     if (!found || (found.expiresAt && Date.parse(found.expiresAt) <= Date.now())) {

@@ -1,5 +1,6 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { isIP } from 'node:net';
+import { availableParallelism } from 'node:os';
 import AjvModule from 'ajv';
 import { CONFIG_SCHEMA, DEFAULTS, ENV_OVERRIDES, type FileConfig } from './schema.js';
 import { buildCatalog, type Catalog } from '../catalog/catalog.js';
@@ -24,6 +25,8 @@ export interface Config extends FileConfig {
   jwtSecret: string | undefined;
   /** The config files that were read, in order. */
   sources: string[];
+  /** `workers` resolved: "auto" is the number of cores. */
+  workerCount: number;
 }
 
 export class ConfigError extends Error {
@@ -95,12 +98,13 @@ export function loadConfig(env: Env = process.env): Config {
   const sources = configFiles(env);
   let raw: Json = structuredClone(DEFAULTS) as unknown as Json;
   for (const file of sources) raw = merge(raw, readJsonFile(file));
-  for (const { env: name, path } of ENV_OVERRIDES) {
+  for (const { env: name, path, numeric } of ENV_OVERRIDES) {
     const value = env[name];
     if (value === undefined || value === '') continue;
     let node = raw;
     for (const part of path.slice(0, -1)) node = node[part] as Json;
-    node[path[path.length - 1] as string] = value;
+    // A number given as text (LATCHKEY_WORKERS=2) is that number; schema validation judges the rest.
+    node[path[path.length - 1] as string] = numeric && /^\d{1,9}$/.test(value) ? Number(value) : value;
   }
 
   if (!validate(raw)) {
@@ -151,5 +155,6 @@ export function loadConfig(env: Env = process.env): Config {
     adminKey,
     jwtSecret,
     sources,
+    workerCount: file.workers === 'auto' ? availableParallelism() : file.workers,
   });
 }

@@ -41,6 +41,10 @@ export interface FileConfig {
     /** Token endpoint requests give up after this. */
     tokenTimeoutMs: number;
   };
+  /** Processes serving the proxy listener: a number, or "auto" for one per core. */
+  workers: number | 'auto';
+  /** Bounds of the in-memory caches, per process (entries; the least recently used goes first). */
+  cache: { plans: number; keys: number };
 }
 
 export const DEFAULTS: FileConfig = {
@@ -66,6 +70,9 @@ export const DEFAULTS: FileConfig = {
   logFormat: 'auto',
   console: { sessionMinutes: 60, origins: [] },
   oauth: { refreshMarginSeconds: 60, redirectUri: null, tokenTimeoutMs: 10_000 },
+  workers: 1,
+  // About 2 KiB per plan measured with bearer tokens: 100,000 plans cost some 200 MiB at most.
+  cache: { plans: 100_000, keys: 10_000 },
 };
 
 const ADDR = { type: 'string', pattern: '^(\\[[0-9a-fA-F:.]+\\]|[A-Za-z0-9.-]+):[0-9]{1,5}$' };
@@ -74,7 +81,7 @@ const MS = { type: 'integer', minimum: 1, maximum: 86_400_000 };
 export const CONFIG_SCHEMA = {
   type: 'object',
   additionalProperties: false,
-  required: ['proxy', 'admin', 'db', 'masterKeyFile', 'logLevel', 'shutdownGraceMs', 'audit', 'providers', 'catalog', 'logFormat', 'console', 'oauth'],
+  required: ['proxy', 'admin', 'db', 'masterKeyFile', 'logLevel', 'shutdownGraceMs', 'audit', 'providers', 'catalog', 'logFormat', 'console', 'oauth', 'workers', 'cache'],
   properties: {
     proxy: {
       type: 'object',
@@ -139,15 +146,26 @@ export const CONFIG_SCHEMA = {
         tokenTimeoutMs: MS,
       },
     },
+    workers: { oneOf: [{ type: 'integer', minimum: 1, maximum: 256 }, { const: 'auto' }] },
+    cache: {
+      type: 'object',
+      additionalProperties: false,
+      required: ['plans', 'keys'],
+      properties: {
+        plans: { type: 'integer', minimum: 1, maximum: 10_000_000 },
+        keys: { type: 'integer', minimum: 1, maximum: 10_000_000 },
+      },
+    },
   },
 } as const;
 
 /** Environment variables that override one config key each. */
-export const ENV_OVERRIDES: ReadonlyArray<{ env: string; path: string[] }> = [
+export const ENV_OVERRIDES: ReadonlyArray<{ env: string; path: string[]; numeric?: boolean }> = [
   { env: 'LATCHKEY_PROXY_ADDR', path: ['proxy', 'addr'] },
   { env: 'LATCHKEY_ADMIN_ADDR', path: ['admin', 'addr'] },
   { env: 'LATCHKEY_DB', path: ['db'] },
   { env: 'LATCHKEY_MASTER_KEY_FILE', path: ['masterKeyFile'] },
   { env: 'LATCHKEY_LOG_LEVEL', path: ['logLevel'] },
   { env: 'LATCHKEY_LOG_FORMAT', path: ['logFormat'] },
+  { env: 'LATCHKEY_WORKERS', path: ['workers'], numeric: true },
 ];

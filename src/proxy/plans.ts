@@ -1,8 +1,11 @@
 /**
  * Injection plans: everything a proxied call needs about its integration and
- * auth record, resolved from the store once and kept in memory. The cache is
- * dropped whenever the database version moves (a write from this process or
- * any other), so an admin change applies to the very next call.
+ * auth record, resolved from the store once and kept in memory. Whenever the
+ * database version moves (a write from this process or any other), the change
+ * log names the integrations whose rows changed and only their plans are
+ * dropped, so an admin change applies to the very next call while audit writes
+ * and lastUsedAt flushes cost nothing. At most `maxPlans` plans are kept; the
+ * least recently used one goes first.
  */
 import { canonicalHostPort, hostAllowed, parseBaseUrl, type ParsedBaseUrl } from '../hosts.js';
 import { headersToPairs, type AuthType } from '../credentials/auth-types.js';
@@ -13,6 +16,7 @@ import type { StaticHeader } from '../credentials/headers.js';
 import type { Store } from '../store/store.js';
 import type { AuthRecord } from '../store/auth-records.js';
 import { LatchkeyError } from '../errors.js';
+import { ChangeWatcher } from '../store/changes.js';
 
 export interface AuthPlan {
   authId: string;
@@ -84,27 +88,38 @@ interface HostEntry {
 }
 
 export class PlanCache {
-  private plans = new Map<string, IntegrationPlan | null>();
+  private readonly plans = new Map<string, IntegrationPlan | null>();
   private hostIndex: HostEntry[] | null = null;
-  private version = -1;
+  private readonly watcher: ChangeWatcher;
 
   constructor(
     private readonly store: Store,
     private readonly kindDeps: KindDeps,
-  ) {}
+    private readonly maxPlans = 100_000,
+  ) {
+    this.watcher = new ChangeWatcher(
+      store,
+      (entity, id) => {
+        if (entity !== 'integration') return;
+        this.plans.delete(id);
+        // Any integration written may change which ones allow a host.
+        this.hostIndex = null;
+      },
+      () => {
+        this.plans.clear();
+        this.hostIndex = null;
+      },
+    );
+  }
 
-  private refresh(): void {
-    const v = this.store.version();
-    if (v !== this.version) {
-      this.plans = new Map();
-      this.hostIndex = null;
-      this.version = v;
-    }
+  /** How many plans are held (for the benchmark's memory figure and tests). */
+  get size(): number {
+    return this.plans.size;
   }
 
   /** Ids of the integrations whose allowedHosts match `target` (host:port), oldest first. */
   integrationsAllowing(target: string): string[] {
-    this.refresh();
+    this.watcher.poll();
     this.hostIndex ??= this.store.integrations.all().flatMap((i) => {
       const base = parseBaseUrl(i.baseUrl);
       return typeof base === 'string' ? [] : [{ integrationId: i.integrationId, allowedHosts: i.allowedHosts, basePort: base.port }];
@@ -114,12 +129,16 @@ export class PlanCache {
 
   /** The plan of an integration, or null when it does not exist. */
   get(integrationId: string): IntegrationPlan | null {
-    this.refresh();
+    this.watcher.poll();
     let plan = this.plans.get(integrationId);
     if (plan === undefined) {
       plan = this.load(integrationId);
-      this.plans.set(integrationId, plan);
+      if (this.plans.size >= this.maxPlans) this.plans.delete(this.plans.keys().next().value as string);
+    } else {
+      // Map order is insertion order: re-inserting keeps the most recently used last.
+      this.plans.delete(integrationId);
     }
+    this.plans.set(integrationId, plan);
     return plan;
   }
 

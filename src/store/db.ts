@@ -4,6 +4,9 @@ import Database from 'better-sqlite3';
 
 export type Db = Database.Database;
 
+/** Rows the change log keeps (see migration 5). */
+export const CHANGE_LOG_KEEP = 10_000;
+
 /** Migrations by `PRAGMA user_version`: entry i takes the schema from version i to i+1. */
 const MIGRATIONS: string[] = [
   `
@@ -150,6 +153,48 @@ const MIGRATIONS: string[] = [
     sealed      BLOB NOT NULL,
     created_at  TEXT NOT NULL
   ) STRICT;
+  `,
+  `
+  -- What changed, for the in-memory caches of every process sharing this file: a cache
+  -- that sees PRAGMA data_version move reads the rows after the last seq it saw and
+  -- forgets only those entries. Audit tables and lastUsedAt updates write nothing here.
+  CREATE TABLE changes (
+    seq    INTEGER PRIMARY KEY AUTOINCREMENT,
+    entity TEXT NOT NULL,
+    id     TEXT NOT NULL
+  ) STRICT;
+  -- Self-pruning: the newest ${CHANGE_LOG_KEEP} rows stay; a cache further behind forgets everything.
+  CREATE TRIGGER changes_prune AFTER INSERT ON changes
+  BEGIN
+    DELETE FROM changes WHERE seq <= NEW.seq - ${CHANGE_LOG_KEEP};
+  END;
+  CREATE TRIGGER integrations_changed_ins AFTER INSERT ON integrations
+  BEGIN INSERT INTO changes (entity, id) VALUES ('integration', NEW.integration_id); END;
+  CREATE TRIGGER integrations_changed_upd AFTER UPDATE ON integrations
+  BEGIN
+    INSERT INTO changes (entity, id) VALUES ('integration', OLD.integration_id);
+    INSERT INTO changes (entity, id) SELECT 'integration', NEW.integration_id WHERE NEW.integration_id <> OLD.integration_id;
+  END;
+  CREATE TRIGGER integrations_changed_del AFTER DELETE ON integrations
+  BEGIN INSERT INTO changes (entity, id) VALUES ('integration', OLD.integration_id); END;
+  -- An auth record belongs to its integration's plan.
+  CREATE TRIGGER auth_records_changed_ins AFTER INSERT ON auth_records
+  BEGIN INSERT INTO changes (entity, id) VALUES ('integration', NEW.integration_id); END;
+  CREATE TRIGGER auth_records_changed_upd AFTER UPDATE ON auth_records
+  BEGIN
+    INSERT INTO changes (entity, id) VALUES ('integration', OLD.integration_id);
+    INSERT INTO changes (entity, id) SELECT 'integration', NEW.integration_id WHERE NEW.integration_id <> OLD.integration_id;
+  END;
+  CREATE TRIGGER auth_records_changed_del AFTER DELETE ON auth_records
+  BEGIN INSERT INTO changes (entity, id) VALUES ('integration', OLD.integration_id); END;
+  CREATE TRIGGER api_keys_changed_ins AFTER INSERT ON api_keys
+  BEGIN INSERT INTO changes (entity, id) VALUES ('key', NEW.key_id); END;
+  -- Every update but the lastUsedAt bookkeeping (the only statement that sets last_used_at),
+  -- whatever columns later migrations add.
+  CREATE TRIGGER api_keys_changed_upd AFTER UPDATE ON api_keys WHEN NEW.last_used_at IS OLD.last_used_at
+  BEGIN INSERT INTO changes (entity, id) VALUES ('key', OLD.key_id); END;
+  CREATE TRIGGER api_keys_changed_del AFTER DELETE ON api_keys
+  BEGIN INSERT INTO changes (entity, id) VALUES ('key', OLD.key_id); END;
   `,
 ];
 

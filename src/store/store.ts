@@ -9,6 +9,7 @@ import { WidgetGrantRepo } from './widget-grants.js';
 import { TokenStateRepo } from './token-state.js';
 import { OAuthStateRepo } from './oauth-states.js';
 import { LocalCaRepo } from './local-ca.js';
+import { ChangeLogRepo } from './changes.js';
 import { checkMasterKey, makeCheckValue } from '../crypto/seal.js';
 import { MasterKeyError, resolveMasterKey, type MasterKeySource } from '../crypto/master-key.js';
 import { LatchkeyError } from '../errors.js';
@@ -34,6 +35,7 @@ export class Store {
   readonly tokenState: TokenStateRepo;
   readonly oauthStates: OAuthStateRepo;
   readonly localCa: LocalCaRepo;
+  readonly changes: ChangeLogRepo;
   private localWrites = 0;
   private readonly dataVersionStmt;
   private readonly getCheckStmt;
@@ -60,6 +62,7 @@ export class Store {
     this.tokenState = new TokenStateRepo(db, () => this.currentMasterKey(), this.authRecords);
     this.oauthStates = new OAuthStateRepo(db, () => this.currentMasterKey());
     this.localCa = new LocalCaRepo(db, () => this.currentMasterKey(), bump);
+    this.changes = new ChangeLogRepo(db);
   }
 
   /** Throws MasterKeyError (wrong or missing key) or DatabaseError; the database file is not changed then. */
