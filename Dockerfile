@@ -6,6 +6,7 @@ RUN apt-get update && apt-get install -y --no-install-recommends python3 make g+
 COPY package.json package-lock.json tsconfig.json ./
 COPY src ./src
 COPY bin ./bin
+COPY scripts ./scripts
 # "prepare" compiles src/ into dist/ during the install.
 RUN npm ci --no-audit --no-fund --ignore-scripts=false \
  && npm prune --omit=dev

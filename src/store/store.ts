@@ -70,7 +70,7 @@ export class Store {
     const db = openDatabase(options.dbPath);
     try {
       const check = db.prepare<[string], { value: Buffer }>('SELECT value FROM meta WHERE key = ?').get(CHECK_KEY);
-      const hasRecords = (db.prepare('SELECT count(*) AS n FROM auth_records').get() as { n: number }).n > 0;
+      const hasRecords = db.prepare('SELECT 1 FROM auth_records LIMIT 1').get() !== undefined;
       const resolved = resolveMasterKey(options.masterKey, options.masterKeyFile, check !== undefined || hasRecords);
       if (check && !checkMasterKey(resolved.key, check.value)) {
         throw new MasterKeyError(
