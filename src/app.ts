@@ -17,11 +17,12 @@ import { PlanCache } from './proxy/plans.js';
 import { upstreamCa } from './proxy/tls.js';
 import type { Server } from 'node:http';
 import { once } from 'node:events';
-import { AuditLog } from './audit.js';
+import { AuditLog, type RemoteWriter } from './audit.js';
 import { Metrics } from './metrics.js';
 import type { CallMeta, CallRecord } from './proxy/server.js';
 import { auditTime } from './store/audit.js';
 import { TokenCache } from './credentials/tokens/token-cache.js';
+import type { WriterMessage } from './audit-writer.js';
 
 export interface RunningApp {
   proxyUrl: string;
@@ -33,6 +34,23 @@ export interface RunningApp {
   stop: () => Promise<void>;
   /** After the grace period: drop the connections that are still open. */
   forceClose: () => void;
+  /** The owner in a cluster: a batch of call rows from another worker, for its audit writer. */
+  relayAudit: (msg: WriterMessage) => void;
+}
+
+/**
+ * What this process does when several serve the proxy listener (config
+ * `workers`, src/cluster.ts). Alone, a process is the owner.
+ */
+export interface AppRole {
+  /** Runs the admin listener, the audit writer and the retention job (exactly one process does). */
+  owner: boolean;
+  /** Proxy-only workers: where batches of call audit rows go. */
+  remoteAudit?: RemoteWriter;
+  /** The owner in a cluster: resolves once every other worker's last audit rows were handed over. */
+  othersDone?: () => Promise<void>;
+  /** Told the bound addresses instead of logging "listening" (the primary logs it for all). */
+  onListening?: (urls: { proxy: string; admin: string }) => void;
 }
 
 /** The master key opens every credential: a key file that others on the host can read is worth a warning at every start. */
@@ -50,7 +68,7 @@ export const adminKeyPath = (dbPath: string): string => join(dirname(dbPath), 'a
  * With no admin key anywhere, nobody could ever manage this instance: make
  * one, keep only its hash, and hand the key over in a 0600 file (never a log).
  */
-function ensureAdminKey(store: Store, config: Config, log: Logger): void {
+export function ensureAdminKey(store: Store, config: Config, log: Logger): void {
   if (config.adminKey || store.apiKeys.hasActiveAdmin()) return;
   const { key, record } = store.apiKeys.create({ name: 'bootstrap', role: 'admin', integrations: ['*'], expiresAt: null });
   const file = adminKeyPath(config.db);
@@ -109,7 +127,9 @@ export interface StartOptions extends AppHooks {
   admin?: boolean;
 }
 
-export async function startApp(config: Config, log: Logger, options: StartOptions = {}): Promise<RunningApp> {
+export async function startApp(config: Config, log: Logger, options: StartOptions = {}, role: AppRole = { owner: true }): Promise<RunningApp> {
+  // The admin listener runs in one process only: not for `latchkey run`'s own latchkey, not in proxy-only workers.
+  const serveAdmin = options.admin !== false && role.owner;
   await initSodium();
   const store = Store.open({ dbPath: config.db, masterKey: config.masterKey, masterKeyFile: config.masterKeyFile });
   if (store.masterKeySource === 'generated') {
@@ -120,12 +140,12 @@ export async function startApp(config: Config, log: Logger, options: StartOption
   let proxy: ProxyListener | undefined;
   let auditLog: AuditLog | undefined;
   try {
-    ensureAdminKey(store, config, log);
+    if (role.owner) ensureAdminKey(store, config, log);
     const keys = new KeyVerifier(store, config.adminKey, config.cache.keys);
     const authn = new Authenticator(keys, new TokenService(config.jwtSecret));
     const metrics = new Metrics();
     const localCa = await LocalCa.open(store, { onMint: (ms) => metrics.leafMinted(ms) });
-    auditLog = new AuditLog(store, config.db, config.audit.retentionDays, log);
+    auditLog = new AuditLog(store, config.db, config.audit.retentionDays, log, role.remoteAudit ?? null);
     let ready = false;
     const ca = upstreamCa(config.proxy.caFile);
     const connector = new Connector({ connectTimeoutMs: config.proxy.connectTimeoutMs, ca, resolve: options.resolve, dialAddress: options.dialAddress });
@@ -200,14 +220,15 @@ export async function startApp(config: Config, log: Logger, options: StartOption
       onTunnel: (kind) => metrics.tunnelOpened(kind),
     });
     await listen(proxy.server, config.proxyAddress.host, config.proxyAddress.port);
-    if (options.admin !== false) await admin.listen({ host: config.adminAddress.host, port: config.adminAddress.port });
+    if (serveAdmin) await admin.listen({ host: config.adminAddress.host, port: config.adminAddress.port });
     const proxyUrl = urlOf(proxy.server);
-    const adminUrl = options.admin !== false ? urlOf(admin.server) : '';
+    const adminUrl = serveAdmin ? urlOf(admin.server) : '';
     adminBound = adminUrl;
     ready = true;
     const flush = setInterval(() => keys.flushLastUsed(), 5000);
     flush.unref();
-    log.info({ proxy: proxyUrl, admin: adminUrl }, 'listening');
+    if (role.onListening) role.onListening({ proxy: proxyUrl, admin: adminUrl });
+    else log.info({ proxy: proxyUrl, admin: adminUrl }, 'listening');
 
     const adminApp: FastifyInstance = admin;
     const proxyListener: ProxyListener = proxy;
@@ -229,10 +250,13 @@ export async function startApp(config: Config, log: Logger, options: StartOption
         await Promise.all([proxyClosed, adminApp.close()]);
         clearInterval(reaper);
         await agent.close();
+        // The owner writes the other workers' rows too: it closes the writer after their last batch.
+        await role.othersDone?.();
         await audit.close();
         keys.flushLastUsed();
         store.close();
       },
+      relayAudit: (msg) => audit.relay(msg),
       forceClose: () => {
         proxyListener.closeAll();
         adminApp.server.closeAllConnections();

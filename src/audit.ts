@@ -29,10 +29,19 @@ function writerFile(): string {
     : here.replace(/audit\.js$/, 'audit-writer.js');
 }
 
+/**
+ * Where a proxy-only cluster worker hands its batches: the primary relays them
+ * to the one worker that owns the audit writer (src/cluster.ts). Resolves once
+ * the message left this process.
+ */
+export type RemoteWriter = (msg: WriterMessage) => Promise<void>;
+
 export class AuditLog {
   private queue: AuditTuple[] = [];
   private readonly timers: NodeJS.Timeout[] = [];
-  private readonly worker: Worker;
+  private readonly worker: Worker | null;
+  /** The last batch handed to the remote writer, awaited on close. */
+  private lastRemote: Promise<void> = Promise.resolve();
   private readonly waiting = new Map<number, () => void>();
   private nextSync = 0;
   /** Set when the writer thread is gone: rows are then written here, and nobody waits on it. */
@@ -46,7 +55,15 @@ export class AuditLog {
     dbPath: string,
     private readonly retentionDays: number,
     private readonly log: Logger,
+    private readonly remote: RemoteWriter | null = null,
   ) {
+    this.timers.push(setInterval(() => this.flush(), FLUSH_MS));
+    if (remote) {
+      // A proxy-only worker: no writer thread and no retention job of its own.
+      this.worker = null;
+      for (const t of this.timers) t.unref();
+      return;
+    }
     this.worker = new Worker(writerFile(), { workerData: { dbPath } });
     this.worker.unref();
     this.worker.on('message', (reply: WriterReply) => {
@@ -64,13 +81,33 @@ export class AuditLog {
       for (const resolve of this.waiting.values()) resolve();
       this.waiting.clear();
     });
-    this.timers.push(setInterval(() => this.flush(), FLUSH_MS), setInterval(() => this.purge(), PURGE_MS));
+    this.timers.push(setInterval(() => this.purge(), PURGE_MS));
     for (const t of this.timers) t.unref();
     this.purge();
   }
 
   private post(msg: WriterMessage): void {
-    this.worker.postMessage(msg);
+    if (this.remote) {
+      this.lastRemote = this.remote(msg).catch(() => {
+        this.log.error({ rows: msg.type === 'rows' ? msg.count : 0 }, 'audit rows could not be handed to the audit writer');
+      });
+      return;
+    }
+    (this.worker as Worker).postMessage(msg);
+  }
+
+  /** A batch from another cluster worker, already in stored form: straight to the writer. */
+  relay(msg: WriterMessage): void {
+    if (msg.type !== 'rows') return;
+    if (this.writerGone) {
+      try {
+        this.store.audit.insertCallBatch(msg.json, msg.first, msg.last);
+      } catch (err) {
+        this.log.error({ errCode: (err as { code?: string }).code, rows: msg.count }, 'audit rows could not be written');
+      }
+      return;
+    }
+    this.post(msg);
   }
 
   /** A proxied call: queued. */
@@ -143,6 +180,7 @@ export class AuditLog {
   /** Resolves once every call recorded so far is in the database (for reads of the trail). */
   synced(): Promise<void> {
     this.flush();
+    if (this.remote) return this.lastRemote;
     if (this.writerGone) return Promise.resolve();
     const id = this.nextSync++;
     return new Promise((resolve) => {
@@ -162,17 +200,22 @@ export class AuditLog {
   async close(): Promise<void> {
     for (const t of this.timers) clearInterval(t);
     this.closeRefusalMinute(0);
+    const worker = this.worker;
+    if (!worker) {
+      await this.synced();
+      return;
+    }
     // Hold the process open until the last rows are written.
-    this.worker.ref();
+    worker.ref();
     await this.synced();
     if (this.writerGone) return;
-    const exited = new Promise<void>((resolve) => this.worker.once('exit', () => resolve()));
+    const exited = new Promise<void>((resolve) => worker.once('exit', () => resolve()));
     this.post({ type: 'close' });
     await exited;
   }
 
   /** Ends the writer thread at once, as a crash would (the tests use it to prove the fallback). */
   async killWriter(): Promise<void> {
-    await this.worker.terminate();
+    await this.worker?.terminate();
   }
 }

@@ -4,6 +4,7 @@ import { parseArgs } from 'node:util';
 import { ConfigError, loadConfig, type Config } from './config/load.js';
 import { createLogger, resolveLogFormat } from './log.js';
 import { startApp } from './app.js';
+import { isClusterWorker, runPrimary, runWorker, stopAndExit } from './cluster.js';
 import { initSodium } from './crypto/seal.js';
 import { MasterKeyError, generateMasterKeyFile, readMasterKeyFile } from './crypto/master-key.js';
 import { DatabaseError, backupTo, openDatabase } from './store/db.js';
@@ -21,28 +22,14 @@ const EXPECTED = [ConfigError, MasterKeyError, DatabaseError];
 
 async function serve(config: Config): Promise<void> {
   const log = createLogger(config.logLevel, undefined, { format: resolveLogFormat(config.logFormat, process.stdout.isTTY === true) });
+  if (isClusterWorker()) return runWorker(config, log);
+  if (config.workerCount > 1) return runPrimary(config, log);
   const app = await startApp(config, log);
   let stopping = false;
   const shutdown = (signal: string): void => {
     if (stopping) return;
     stopping = true;
-    log.info({ signal, graceMs: config.shutdownGraceMs }, 'shutting down');
-    const force = setTimeout(() => {
-      log.warn('grace period over: closing remaining connections');
-      app.forceClose();
-    }, config.shutdownGraceMs);
-    force.unref();
-    app
-      .stop()
-      .then(() => {
-        clearTimeout(force);
-        log.info('stopped');
-        log.flush(() => process.exit(0));
-      })
-      .catch((err: unknown) => {
-        process.stderr.write(`latchkey: shutdown failed: ${(err as Error).message}\n`);
-        process.exit(1);
-      });
+    stopAndExit(app, config, log, signal);
   };
   process.on('SIGTERM', () => shutdown('SIGTERM'));
   process.on('SIGINT', () => shutdown('SIGINT'));

@@ -60,9 +60,11 @@ export function createLogger(level: string, destination?: DestinationStream, opt
  * synchronous writes a log reader that stops draining the pipe freezes the
  * proxy (seen in the benchmark). If the reader stalls, at most 16 MiB are held
  * and further lines are dropped; the audit log remains the durable record.
+ * Each write holds whole lines and at most 4096 bytes (PIPE_BUF), so the lines
+ * of several cluster workers sharing one stdout pipe never interleave.
  */
 function bufferedStdout(): DestinationStream {
-  const dest = pino.destination({ fd: 1, sync: false, minLength: 4096, maxLength: 16 * 1024 * 1024 });
+  const dest = pino.destination({ fd: 1, sync: false, minLength: 3072, maxWrite: 4096, maxLength: 16 * 1024 * 1024 });
   setInterval(() => dest.flush(), 250).unref();
   return dest;
 }
