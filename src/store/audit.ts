@@ -180,8 +180,11 @@ export class AuditRepo {
   private readonly insertBatchStmt;
   private readonly adminStmt;
   private readonly batchesStmt;
+  private readonly batchesOfStmt;
+  private readonly indexBatchStmt;
   private readonly purgeStmt;
   private readonly purgeBatchesStmt;
+  private readonly purgeBatchIndexStmt;
 
   constructor(private readonly db: Db) {
     this.insertStmt = db.prepare(`INSERT INTO audit_log (${COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`);
@@ -202,7 +205,23 @@ export class AuditRepo {
         AND (@since IS NULL OR last_time >= @since)
       ORDER BY last_time DESC, id DESC`);
     this.purgeStmt = db.prepare('DELETE FROM audit_log WHERE time < ?');
+    // Only the batches holding this integration, through audit_batch_integrations.
+    this.batchesOfStmt = db.prepare<
+      { integrationId: string; upTo: string | null; since: string | null },
+      { id: number; last_time: string; rows: string }
+    >(`
+      SELECT b.id, b.last_time, b.rows
+      FROM audit_batch_integrations x JOIN audit_call_batches b ON b.id = x.batch_id
+      WHERE x.integration_id = @integrationId
+        AND (@since IS NULL OR x.last_time >= @since)
+        AND (@upTo IS NULL OR b.first_time <= @upTo)
+      ORDER BY x.last_time DESC, x.batch_id DESC`);
+    this.indexBatchStmt = db.prepare(`
+      INSERT OR IGNORE INTO audit_batch_integrations (integration_id, last_time, batch_id)
+      SELECT DISTINCT json_extract(value, '$[4]'), ?, ? FROM json_each(?)
+      WHERE json_extract(value, '$[4]') IS NOT NULL`);
     this.purgeBatchesStmt = db.prepare('DELETE FROM audit_call_batches WHERE last_time < ?');
+    this.purgeBatchIndexStmt = db.prepare('DELETE FROM audit_batch_integrations WHERE last_time < ?');
   }
 
   /** Admin changes, one row each. */
@@ -214,7 +233,11 @@ export class AuditRepo {
 
   /** One batch of calls: `json` is the JSON array of their tuples, oldest first. */
   insertCallBatch(json: string, firstTime: string, lastTime: string): void {
-    this.insertBatchStmt.run(firstTime, lastTime, json);
+    // Runs in the audit writer thread: SQLite reads the integration ids out of the JSON itself.
+    this.db.transaction(() => {
+      const id = this.insertBatchStmt.run(firstTime, lastTime, json).lastInsertRowid;
+      this.indexBatchStmt.run(lastTime, id, json);
+    })();
   }
 
   list(q: AuditQuery): Page<AuditEntry> {
@@ -230,7 +253,13 @@ export class AuditRepo {
       .all({ integrationId: q.integrationId ?? null, since: q.since ?? null, afterTime: after?.time ?? null, afterId, limit: want })
       .map((r) => ({ time: r.time, key: `a:${pad(r.id)}`, entry: toEntry(r) }));
 
-    for (const batch of this.batchesStmt.iterate({ upTo: after?.time ?? null, since: q.since ?? null })) {
+    const upTo = after?.time ?? null;
+    const since = q.since ?? null;
+    const batches =
+      q.integrationId === undefined
+        ? this.batchesStmt.iterate({ upTo, since })
+        : this.batchesOfStmt.iterate({ integrationId: q.integrationId, upTo, since });
+    for (const batch of batches) {
       // Batches come newest first: once `want` rows are in hand and this batch ends before the
       // oldest of them, no later batch can hold a row that belongs on this page.
       if (found.length >= want) {
@@ -238,6 +267,8 @@ export class AuditRepo {
         if (batch.last_time < (found[want - 1] as Ranked).time) break;
       }
       (JSON.parse(batch.rows) as AuditTuple[]).forEach((t, i) => {
+        // Most rows of a batch are other integrations' when filtering: skip them before building entries.
+        if (q.integrationId !== undefined && t[4] !== q.integrationId) return;
         const r = { time: t[0], key: `c:${pad(batch.id)}:${pad(i)}`, entry: fromTuple(t) };
         if (keep(r.entry) && isAfter(r)) found.push(r);
       });
@@ -247,6 +278,7 @@ export class AuditRepo {
   }
 
   purgeBefore(time: string): number {
+    this.purgeBatchIndexStmt.run(time);
     return this.purgeStmt.run(time).changes + this.purgeBatchesStmt.run(time).changes;
   }
 }

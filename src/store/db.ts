@@ -196,6 +196,22 @@ const MIGRATIONS: string[] = [
   CREATE TRIGGER api_keys_changed_del AFTER DELETE ON api_keys
   BEGIN INSERT INTO changes (entity, id) VALUES ('key', OLD.key_id); END;
   `,
+  `
+  -- Which integrations each call batch holds, so a read filtered by integration
+  -- expands only the batches that contain it (written with the batch, one row
+  -- per distinct integration).
+  CREATE TABLE audit_batch_integrations (
+    integration_id TEXT NOT NULL,
+    last_time      TEXT NOT NULL,
+    batch_id       INTEGER NOT NULL,
+    PRIMARY KEY (integration_id, last_time, batch_id)
+  ) STRICT, WITHOUT ROWID;
+  CREATE INDEX audit_batch_integrations_by_time ON audit_batch_integrations (last_time);
+  INSERT OR IGNORE INTO audit_batch_integrations (integration_id, last_time, batch_id)
+    SELECT DISTINCT json_extract(j.value, '$[4]'), b.last_time, b.id
+    FROM audit_call_batches b, json_each(b.rows) j
+    WHERE json_extract(j.value, '$[4]') IS NOT NULL;
+  `,
 ];
 
 export const SCHEMA_VERSION = MIGRATIONS.length;
