@@ -1,0 +1,35 @@
+import { spawn } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+import { describe, expect, it } from 'vitest';
+
+/**
+ * The benchmark in its short mode, so it cannot rot: every row is produced and
+ * every call through latchkey succeeded. Speed is not asserted (npm run bench measures).
+ */
+describe('npm run bench -- --short', () => {
+  it('prints the whole table', async () => {
+    const script = fileURLToPath(new URL('../../dist/bench/run.js', import.meta.url));
+    const child = spawn(process.execPath, [script, '--short'], { env: { PATH: process.env.PATH ?? '' } });
+    let out = '';
+    child.stdout.on('data', (d: Buffer) => (out += d.toString()));
+    child.stderr.on('data', (d: Buffer) => (out += d.toString()));
+    const code = await new Promise<number | null>((r) => child.on('close', r));
+    expect(code, out).toBe(0);
+    for (const row of [
+      'upstream direct',
+      'nginx',
+      'bare undici forwarder',
+      'latchkey, 10 integrations at random',
+      'latchkey, 16 MiB upload',
+      'latchkey, 16 MiB download',
+      'latchkey, 2 workers, 10 at random',
+      'latchkey, 1,000 integrations at random',
+      'GET /v1/audit?integrationId=',
+    ]) {
+      expect(out).toContain(row);
+    }
+    expect(out).toMatch(/x nginx\s+x undici/);
+    expect(out).toMatch(/RSS growth [\d.]+ MiB, status 200/);
+    expect(out).toMatch(/median [\d.]+ ms/);
+  }, 240_000);
+});
