@@ -21,7 +21,10 @@ import { runCommand } from './cli-run.js';
 const EXPECTED = [ConfigError, MasterKeyError, DatabaseError];
 
 async function serve(config: Config): Promise<void> {
-  const log = createLogger(config.logLevel, undefined, { format: resolveLogFormat(config.logFormat, process.stdout.isTTY === true) });
+  const log = createLogger(config.logLevel, undefined, {
+    format: resolveLogFormat(config.logFormat, process.stdout.isTTY === true),
+    shared: isClusterWorker(),
+  });
   if (isClusterWorker()) return runWorker(config, log);
   if (config.workerCount > 1) return runPrimary(config, log);
   const app = await startApp(config, log);

@@ -152,8 +152,17 @@ export function canonicalIp(host: string): string | null {
 }
 
 /** Link-local addresses are never dialled, however they are written. */
+/** Answers by address: BlockList.check builds a SocketAddress each time (about 1 % of a proxied call). */
+const linkLocalMemo = new Map<string, boolean>();
+
 export function isLinkLocal(address: string): boolean {
-  const ip = canonicalIp(address);
-  if (ip === null) return false;
-  return LINK_LOCAL.check(ip, isIP(ip) === 6 ? 'ipv6' : 'ipv4');
+  let answer = linkLocalMemo.get(address);
+  if (answer === undefined) {
+    const ip = canonicalIp(address);
+    answer = ip !== null && LINK_LOCAL.check(ip, isIP(ip) === 6 ? 'ipv6' : 'ipv4');
+    // Bounded: hostnames come from callers in forward mode.
+    if (linkLocalMemo.size >= 4096) linkLocalMemo.clear();
+    linkLocalMemo.set(address, answer);
+  }
+  return answer;
 }
