@@ -26,6 +26,7 @@ import { ensureNginx, startNginx } from './nginx.js';
 import { rss, transfer } from './transfer.js';
 import { buildTrail, timeAuditReads } from './audit-trail.js';
 import { seedIntegrations } from './seed.js';
+import { leafMintMs, makeBenchPki, tunnelRows } from './connect.js';
 
 const SHORT = process.env.BENCH_SHORT === '1' || process.argv.includes('--short');
 const SECONDS = Number(process.env.BENCH_SECONDS ?? (SHORT ? 1 : 10));
@@ -104,6 +105,35 @@ const measure = async (name: string, t: Target, note?: string): Promise<LoadResu
 };
 const bearer = { authorization: `Bearer ${adminKey}` };
 
+/** The OAuth 2 token row, and the HTTPS proxy rows (an undici load loop: wrk and autocannon speak no CONNECT). */
+async function extraRows(proxy: string, adminUrl: string, upstreamUrl: string, pki: { key: string; cert: string }): Promise<void> {
+  const admin = async (path: string, body: unknown): Promise<void> => {
+    const res = await fetch(`${adminUrl}${path}`, {
+      method: 'POST',
+      headers: { ...bearer, 'content-type': 'application/json' },
+      body: JSON.stringify(body),
+    });
+    if (res.status !== 201) throw new Error(`${path}: ${res.status} ${await res.text()}`);
+  };
+  await admin('/v1/integrations', { integrationId: 'bench-oauth', baseUrl: upstreamUrl });
+  await admin('/v1/integrations/bench-oauth/auth', {
+    authType: 'OAUTH2_CLIENT_CREDENTIALS',
+    oauth2: { tokenUrl: `${upstreamUrl}/oauth/token`, clientId: 'bench', clientSecret: 'bench-secret' },
+  });
+  await measure('latchkey, OAuth2 client credentials token', { origin: proxy, path: '/bench-oauth/v1/items', headers: bearer });
+  const tls = await start([join(here, 'upstream-tls.js'), pki.key, pki.cert], (l) => 'port' in l);
+  await admin('/v1/integrations', { integrationId: 'tls', baseUrl: `https://127.0.0.1:${tls.port}` });
+  await admin('/v1/integrations/tls/auth', { authType: 'BEARER_TOKEN', token: 'bench-token' });
+  await admin('/v1/integrations', { integrationId: 'mint', baseUrl: 'https://mint.bench.example', allowedHosts: ['mint.bench.example', '*.mint.bench.example'] });
+  await admin('/v1/integrations/mint/auth', { authType: 'BEARER_TOKEN', token: 'bench-token' });
+  const caPem = await (await fetch(`${adminUrl}/ca.pem`)).text();
+  for (const r of await tunnelRows({ dir: workDir, seconds: SECONDS, connections: CONNECTIONS }, proxy, adminKey, Number(tls.port), caPem)) {
+    rows.push({ name: `${r.name} (undici loop)`, rps: r.rps, p50: r.p50, p99: r.p99, errors: r.errors, non2xx: 0 });
+  }
+  const mint = await leafMintMs(proxy, adminUrl, adminKey, SHORT ? 5 : 50);
+  (rows[rows.length - 1] as Row).note = `leaf certificate mint ${mint.toFixed(2)} ms (mean)`;
+}
+
 async function main(): Promise<void> {
   const port = (l: Line) => 'port' in l;
   const upstream = await start([join(here, 'upstream.js')], port);
@@ -122,7 +152,8 @@ async function main(): Promise<void> {
   void direct;
 
   // Latchkey, 10 integrations at random, then big bodies through the same process.
-  const few = await latchkey('few');
+  const pki = makeBenchPki(workDir);
+  const few = await latchkey('few', { LATCHKEY_CONFIG: pki.config });
   await seedIntegrations(few.env.LATCHKEY_DB, few.env.LATCHKEY_MASTER_KEY_FILE, 10, upstreamUrl);
   let lk = await few.run();
   const lk10 = await measure('latchkey, 10 integrations at random', { origin: String(lk.proxy), path: '/v1/items', randomOf: 10, headers: bearer }, `RSS ${rss(lk.pid).now.toFixed(0)} MiB`);
@@ -130,6 +161,7 @@ async function main(): Promise<void> {
     const t = await transfer(direction, `${lk.proxy}/i0/bulk`, bearer, TRANSFER_BYTES, lk.pid);
     rows.push({ name: `latchkey, ${TRANSFER_BYTES / 1024 / 1024} MiB ${direction}`, note: `${t.mibPerSecond.toFixed(0)} MiB/s, RSS growth ${t.rssGrowthMiB.toFixed(1)} MiB, status ${t.status}` });
   }
+  await extraRows(String(lk.proxy), String(lk.admin), upstreamUrl, pki);
   await stop(lk.pid);
 
   const two = await latchkey('few', { LATCHKEY_WORKERS: '2' });

@@ -25,6 +25,8 @@ describe('npm run bench -- --short', () => {
       'latchkey, 2 workers, 10 at random',
       'latchkey, 1,000 integrations at random',
       'GET /v1/audit?integrationId=',
+      'latchkey, OAuth2 client credentials token',
+      'leaf certificate mint',
     ]) {
       expect(out).toContain(row);
     }
