@@ -27,6 +27,7 @@ import { rss, transfer } from './transfer.js';
 import { buildTrail, timeAuditReads } from './audit-trail.js';
 import { seedIntegrations } from './seed.js';
 import { leafMintMs, makeBenchPki, tunnelRows } from './connect.js';
+import { redactionInProcess } from './redaction.js';
 
 const SHORT = process.env.BENCH_SHORT === '1' || process.argv.includes('--short');
 const SECONDS = Number(process.env.BENCH_SECONDS ?? (SHORT ? 1 : 10));
@@ -200,6 +201,8 @@ async function main(): Promise<void> {
       `${r.name.padEnd(52)} ${n(r.rps).padStart(8)} ${n(r.p50, 2).padStart(7)} ${n(r.p99, 2).padStart(7)} ${ratio(r, ngx).padStart(8)} ${ratio(r, bare).padStart(8)} ${(r.rps === undefined ? '' : String((r.errors ?? 0) + (r.non2xx ?? 0))).padStart(5)}  ${r.note ?? ''}`,
     );
   }
+  // Response redaction on small answers, off vs on (bench/redaction.ts).
+  if (!SHORT) await redactionInProcess();
   for (const child of children) child.kill('SIGTERM');
   rmSync(workDir, { recursive: true, force: true });
   const failed = rows.some((r) => (r.errors ?? 0) > 0 || (r.non2xx ?? 0) > 0 || /status (?!200)/.test(r.note ?? ''));

@@ -23,6 +23,7 @@ import type { CallMeta, CallRecord } from './proxy/server.js';
 import { auditTime } from './store/audit.js';
 import { TokenCache } from './credentials/tokens/token-cache.js';
 import type { WriterMessage } from './audit-writer.js';
+import { RateLimiter } from './access/rate-limit.js';
 
 export interface RunningApp {
   proxyUrl: string;
@@ -92,6 +93,7 @@ function observeCall(metrics: Metrics, auditLog: AuditLog): (rec: CallRecord, me
     const integration = known ? (rec.integrationId as string) : 'unknown';
     metrics.countCall(integration, rec.status, rec.error ? null : rec.ms / 1000);
     if (rec.error) metrics.injectionFailures.inc({ code: rec.error });
+    if (rec.redactions > 0) metrics.redactions.inc({ integration }, rec.redactions);
     const entry = {
       // Stamped when the call ends: the queue, and so every stored batch, is then in time order.
       time: auditTime(),
@@ -107,6 +109,8 @@ function observeCall(metrics: Metrics, auditLog: AuditLog): (rec: CallRecord, me
       durationMs: rec.ms,
       error: rec.error ?? null,
       mode: rec.mode,
+      rule: rec.rule,
+      redactions: rec.redactions,
     };
     // No valid key: anyone could be sending these, so they are sampled, not all stored.
     if (rec.keyId === null) auditLog.refused(entry);
@@ -210,6 +214,7 @@ export async function startApp(config: Config, log: Logger, options: StartOption
       clientAuth: config.proxy.clientAuth,
       // A preflight is answered only for tokens whose minting key is still valid.
       originGranted: (origin, integrationId) => store.widgetGrants.grantingKeys(origin, integrationId).some((keyId) => keys.isActive(keyId)),
+      limiter: new RateLimiter(),
       agent,
       connector,
       log,

@@ -12,13 +12,17 @@ SIGTERM or SIGINT: stop accepting, let in-flight calls finish, exit 0.`,
 
 Validate the configuration (files and LATCHKEY_* environment) and exit:
 0 and "config ok", or 1 and one line naming the offending key.`,
-  keys: `Usage: latchkey keys create --name N --role admin|agent [--integrations a,b|*] [--expires-at ISO]
+  keys: `Usage: latchkey keys create --name N --role admin|agent [--integrations a,b|*] [--expires-at ISO] [--rules JSON|@FILE] [--rate-limit N/SECONDS]
        latchkey keys list
+       latchkey keys update KEY_ID [--name N] [--expires-at ISO|none] [--rules JSON|@FILE|none] [--rate-limit N/SECONDS|none]
        latchkey keys revoke KEY_ID
 
 Manage API keys on the database directly (no server needed). create prints the
-new key once; list never shows keys, only their ids, names and prefixes; revoke
-takes effect on the very next call, also in a running server.`,
+new key once; list never shows keys, only their ids, names and prefixes; update
+changes a key's name, expiry, request rules (a JSON list of {integration,
+methods?, paths?}, or @FILE holding it) or rate limit (e.g. 60/60: 60 calls per
+60 seconds); "none" removes one. update and revoke take effect on the very next
+call, also in a running server.`,
   'rotate-master-key': `Usage: latchkey rotate-master-key --new-key-file FILE
 
 Re-wrap every data key under the master key in FILE, in one transaction
@@ -56,7 +60,11 @@ Commands:
   serve                                  start the proxy and admin listeners (npm start)
   check-config                           validate the configuration and exit
   keys create --name N --role admin|agent [--integrations a,b|*] [--expires-at ISO]
+              [--rules JSON|@FILE] [--rate-limit N/SECONDS]
   keys list                              list active API keys (never the keys themselves)
+  keys update KEY_ID [--name N] [--expires-at ISO|none] [--rules JSON|@FILE|none]
+              [--rate-limit N/SECONDS|none]
+                                         change a key; applies to its next call
   keys revoke KEY_ID                     revoke a key at once
   rotate-master-key --new-key-file FILE  re-wrap every data key under the key in FILE
                                          (generated into FILE when it does not exist)

@@ -90,6 +90,8 @@ export async function main(argv: string[]): Promise<void> {
       integrations: { type: 'string' },
       'expires-at': { type: 'string' },
       ttl: { type: 'string' },
+      rules: { type: 'string' },
+      'rate-limit': { type: 'string' },
     },
   });
   const [command, ...rest] = positionals;

@@ -36,6 +36,8 @@ export const ERROR_STATUS = {
   UPSTREAM_UNREACHABLE: 502,
   SIGNING_FAILED: 502,
   TOKEN_REFRESH_FAILED: 502,
+  /** The upstream answered in a Content-Encoding latchkey cannot decode, so it cannot be redacted. */
+  RESPONSE_NOT_REDACTABLE: 502,
   SERVICE_UNAVAILABLE: 503,
   UPSTREAM_TIMEOUT: 504,
 } as const;

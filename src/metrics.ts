@@ -108,6 +108,8 @@ export class Metrics {
   readonly tunnels: Counter<'kind'>;
   readonly leafMints: Counter;
   readonly leafMintSeconds: Counter;
+  /** Updated only for calls whose response held a secret: nothing on the common path. */
+  readonly redactions: Counter<'integration'>;
 
   constructor() {
     collectDefaultMetrics({ register: this.registry, prefix: 'latchkey_' });
@@ -117,6 +119,12 @@ export class Metrics {
       name: 'latchkey_injection_failures_total',
       help: 'Calls the proxy answered itself instead of forwarding, by error code',
       labelNames: ['code'],
+      registers: [this.registry],
+    });
+    this.redactions = new Counter({
+      name: 'latchkey_redactions_total',
+      help: 'Injected secrets replaced by [REDACTED] in upstream responses, by integration',
+      labelNames: ['integration'],
       registers: [this.registry],
     });
     this.adminRequests = new Counter({

@@ -11,15 +11,21 @@ export class Authenticator {
 
   async resolve(secret: string): Promise<Principal> {
     if (looksLikeKey(secret)) return this.keys.verify(secret);
-    if (looksLikeJwt(secret)) {
-      const principal = await this.tokens.verify(secret);
-      // A widget token is only as alive as the key that minted it (revoked or expired: ended at once).
-      if (!this.keys.isActive(principal.keyId)) {
-        throw new LatchkeyError('INVALID_TOKEN', 'the token is invalid or has expired');
-      }
-      return principal;
-    }
+    if (looksLikeJwt(secret)) return this.token(secret);
     throw new LatchkeyError('INVALID_AUTH_FORMAT', 'expected an lk_ API key or a JWT');
+  }
+
+  /**
+   * A widget token never reaches further than the key that minted it: it is
+   * refused once that key is revoked or expired, and it carries that key's
+   * current request rules and rate limit (the same window: a token and its
+   * key share one budget).
+   */
+  private async token(secret: string): Promise<Principal> {
+    const principal = await this.tokens.verify(secret);
+    const minter = this.keys.activeById(principal.keyId);
+    if (!minter) throw new LatchkeyError('INVALID_TOKEN', 'the token is invalid or has expired');
+    return { ...principal, rules: minter.rules, rateLimit: minter.rateLimit };
   }
 
   /**

@@ -1,8 +1,10 @@
 import { timingSafeEqual } from 'node:crypto';
 import { LatchkeyError } from '../errors.js';
 import { hashKey, type Role } from '../store/api-keys.js';
+import type { ApiKeyRecord } from '../store/api-keys.js';
 import type { Store } from '../store/store.js';
 import { ChangeWatcher } from '../store/changes.js';
+import { RuleSet, type RateLimit } from './rules.js';
 
 /** Who is calling: resolved once per request, checked by the admin API and the proxy alike. */
 export interface Principal {
@@ -16,6 +18,24 @@ export interface Principal {
   /** Widget tokens only: the origins the token may be used from. */
   origins?: string[];
   expiresAt?: string | null;
+  /** The key's request rules, compiled (widget tokens: their minting key's); null: none. */
+  rules: RuleSet | null;
+  /** The key's rate limit (widget tokens share their minting key's window); null: none. */
+  rateLimit: RateLimit | null;
+}
+
+/** What a stored key grants, as the proxy and the admin API check it. */
+export function principalOf(rec: ApiKeyRecord): Principal {
+  return {
+    keyId: rec.keyId,
+    name: rec.name,
+    role: rec.role,
+    integrations: rec.integrations,
+    kind: 'key',
+    expiresAt: rec.expiresAt,
+    rules: rec.rules ? new RuleSet(rec.rules) : null,
+    rateLimit: rec.rateLimit,
+  };
 }
 
 export const BOOTSTRAP_KEY_ID = 'bootstrap';
@@ -36,8 +56,8 @@ export class KeyVerifier {
   private readonly bootstrapHash: Buffer | null;
   /** Presented key -> principal (null: unknown or revoked). */
   private readonly cache = new Map<string, Principal | null>();
-  /** keyId -> expiry of an active key (null: unknown or revoked), for widget tokens. */
-  private readonly byId = new Map<string, { expiresAt: string | null } | null>();
+  /** keyId -> principal of an active key (null: unknown or revoked), for widget tokens that name their minting key. */
+  private readonly byId = new Map<string, Principal | null>();
   private readonly watcher: ChangeWatcher;
   /** keyId -> last use, flushed to the database in batches. */
   readonly lastUsed = new Map<string, number>();
@@ -63,18 +83,30 @@ export class KeyVerifier {
     );
   }
 
-  /** Whether the key with this id is still valid: not revoked, not expired (widget tokens live only that long). */
-  isActive(keyId: string): boolean {
+  /**
+   * The current grant of an active (not revoked, not expired) key by id, or
+   * null. Widget tokens take their rules and rate limit from here on every
+   * call, so a PATCH of the minting key applies to its tokens at once.
+   */
+  activeById(keyId: string): Principal | null {
     this.watcher.poll();
-    if (keyId === BOOTSTRAP_KEY_ID) return this.bootstrapHash !== null;
+    if (keyId === BOOTSTRAP_KEY_ID) {
+      return this.bootstrapHash ? { keyId, name: keyId, role: 'admin', integrations: ['*'], kind: 'key', rules: null, rateLimit: null } : null;
+    }
     let found = this.byId.get(keyId);
     if (found === undefined) {
       const rec = this.store.apiKeys.get(keyId);
-      found = rec && !rec.revokedAt ? { expiresAt: rec.expiresAt } : null;
+      found = rec && !rec.revokedAt ? principalOf(rec) : null;
       if (this.byId.size >= this.maxKeys) this.byId.delete(this.byId.keys().next().value as string);
       this.byId.set(keyId, found);
     }
-    return found !== null && (!found.expiresAt || Date.parse(found.expiresAt) > Date.now());
+    if (found?.expiresAt && Date.parse(found.expiresAt) <= Date.now()) return null;
+    return found;
+  }
+
+  /** Whether the key with this id is still valid: not revoked, not expired (widget tokens live only that long). */
+  isActive(keyId: string): boolean {
+    return this.activeById(keyId) !== null;
   }
 
   verify(key: string): Principal {
@@ -110,12 +142,10 @@ export class KeyVerifier {
 
   private lookupHash(hash: Buffer): Principal | null {
     if (this.bootstrapHash && timingSafeEqual(hash, this.bootstrapHash)) {
-      return { keyId: BOOTSTRAP_KEY_ID, name: BOOTSTRAP_KEY_ID, role: 'admin', integrations: ['*'], kind: 'key' };
+      return { keyId: BOOTSTRAP_KEY_ID, name: BOOTSTRAP_KEY_ID, role: 'admin', integrations: ['*'], kind: 'key', rules: null, rateLimit: null };
     }
     const rec = this.store.apiKeys.findByHash(hash);
-    return rec && !rec.revokedAt
-      ? { keyId: rec.keyId, name: rec.name, role: rec.role, integrations: rec.integrations, kind: 'key', expiresAt: rec.expiresAt }
-      : null;
+    return rec && !rec.revokedAt ? principalOf(rec) : null;
   }
 
   flushLastUsed(): void {

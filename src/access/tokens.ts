@@ -70,7 +70,8 @@ export class TokenService {
       if (!isStringList(scope) || !isStringList(origins) || typeof payload.sub !== 'string') {
         throw new LatchkeyError('INVALID_TOKEN', 'the token is invalid or has expired');
       }
-      return { keyId: payload.sub, role: 'agent', integrations: scope, origins, kind: 'token' };
+      // Rules and rate limit are the minting key's current ones, filled in by the Authenticator.
+      return { keyId: payload.sub, role: 'agent', integrations: scope, origins, kind: 'token', rules: null, rateLimit: null };
     } catch (err) {
       if (err instanceof LatchkeyError) throw err;
       if (err instanceof joseErrors.JOSEError) throw new LatchkeyError('INVALID_TOKEN', 'the token is invalid or has expired');

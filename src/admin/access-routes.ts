@@ -1,6 +1,6 @@
 import type { FastifyInstance } from 'fastify';
 import { LatchkeyError, validationError, type ErrorDetail } from '../errors.js';
-import { parseNewKey } from '../access/api-key-input.js';
+import { parseKeyChange, parseNewKey } from '../access/api-key-input.js';
 import { mayUseIntegration, type Principal } from '../access/principal.js';
 import { DEFAULT_TTL_SECONDS, MAX_TTL_SECONDS } from '../access/tokens.js';
 import type { ApiKeyRecord } from '../store/api-keys.js';
@@ -22,6 +22,8 @@ function keyView(r: ApiKeyRecord, unflushedLastUse: number | undefined): Record<
     createdAt: r.createdAt,
     expiresAt: r.expiresAt,
     lastUsedAt,
+    rules: r.rules,
+    rateLimit: r.rateLimit,
   };
 }
 
@@ -34,9 +36,39 @@ const apiKeyBody = {
     role: { type: 'string' },
     integrations: { type: 'array', items: { type: 'string' } },
     expiresAt: { type: ['string', 'null'] },
+    // Checked in detail by parseRules/parseRateLimit, which name the field (rules[0].paths[1]).
+    rules: { type: ['array', 'null'] },
+    rateLimit: { type: ['object', 'null'] },
   },
   examples: [{ name: 'ci-agent', role: 'agent', integrations: ['github'], expiresAt: '2030-01-01T00:00:00.000Z' }],
 } as const;
+
+const apiKeyPatchBody = {
+  type: 'object',
+  additionalProperties: false,
+  // Role and scope are what a key was issued with: not PATCHable (a new key widens them).
+  properties: {
+    name: apiKeyBody.properties.name,
+    expiresAt: apiKeyBody.properties.expiresAt,
+    rules: apiKeyBody.properties.rules,
+    rateLimit: apiKeyBody.properties.rateLimit,
+  },
+  examples: [
+    {
+      rules: [{ integration: 'github', methods: ['GET'], paths: ['/repos/acme/**'] }],
+      rateLimit: { requests: 60, perSeconds: 60 },
+    },
+  ],
+} as const;
+
+type KeyBody = {
+  name?: string;
+  role?: string;
+  integrations?: string[];
+  expiresAt?: string | null;
+  rules?: unknown;
+  rateLimit?: unknown;
+};
 
 const tokenBody = {
   type: 'object',
@@ -82,7 +114,7 @@ function parseTokenRequest(body: { integrations: string[]; origins: string[]; tt
 export function accessRoutes(app: FastifyInstance, ctx: AdminContext): void {
   const { store } = ctx;
 
-  app.post<{ Body: { name: string; role: string; integrations?: string[]; expiresAt?: string | null } }>(
+  app.post<{ Body: KeyBody }>(
     '/api-keys',
     { schema: { body: apiKeyBody } },
     async (req, reply) => {
@@ -98,6 +130,18 @@ export function accessRoutes(app: FastifyInstance, ctx: AdminContext): void {
     const page = store.apiKeys.list(limit, after);
     return { data: page.data.map((r) => keyView(r, ctx.keys.lastUsed.get(r.keyId))), nextCursor: page.nextCursor };
   });
+
+  app.patch<{ Params: { keyId: string }; Body: KeyBody }>(
+    '/api-keys/:keyId',
+    { schema: { body: apiKeyPatchBody } },
+    async (req) => {
+      const change = parseKeyChange(req.body);
+      const updated = store.apiKeys.update(req.params.keyId, change);
+      if (!updated) throw new LatchkeyError('NOT_FOUND', `no active key ${req.params.keyId}`);
+      auditChange(ctx, req, 'apikey.update', { keyId: updated.keyId });
+      return keyView(updated, ctx.keys.lastUsed.get(updated.keyId));
+    },
+  );
 
   app.delete<{ Params: { keyId: string } }>('/api-keys/:keyId', async (req, reply) => {
     if (!store.apiKeys.revoke(req.params.keyId)) throw new LatchkeyError('NOT_FOUND', `no active key ${req.params.keyId}`);

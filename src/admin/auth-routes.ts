@@ -7,6 +7,7 @@ import {
   parseAuthType,
   type CredentialInput,
 } from '../credentials/auth-types.js';
+import { shortSecretWarnings } from '../credentials/redaction-warnings.js';
 import type { AuthRecord } from '../store/auth-records.js';
 import type { TokenStateView } from '../store/token-state.js';
 import { isTokenKind } from '../credentials/kinds/token-kinds.js';
@@ -71,6 +72,12 @@ export function authRoutes(app: FastifyInstance, ctx: AdminContext): void {
   const { store } = ctx;
   const base = '/integrations/:integrationId/auth';
   const view = (r: AuthRecord): Record<string, unknown> => authView(r, isTokenKind(r.authType) ? store.tokenState.view(r.authId) : undefined);
+  /** The view, with `warnings` when a stored secret is too short to be redacted from responses. */
+  const warnedView = (r: AuthRecord): Record<string, unknown> => {
+    const fields = store.authRecords.openSecrets(r.integrationId, r.authId);
+    const warnings = shortSecretWarnings({ authType: r.authType, fields, config: r.config, template: r.template, apiKey: r.apiKey });
+    return warnings.length > 0 ? { ...view(r), warnings } : view(r);
+  };
 
   app.post<{ Params: { integrationId: string }; Body: AuthBody }>(base, { schema: { body: createAuthBody } }, async (req, reply) => {
     const { integrationId } = req.params;
@@ -80,7 +87,7 @@ export function authRoutes(app: FastifyInstance, ctx: AdminContext): void {
     const credential = newCredential(authType, req.body);
     const rec = store.authRecords.create(integrationId, authType, req.body.headers ?? [], credential);
     auditChange(ctx, req, 'auth.create', { integrationId, authId: rec.authId });
-    return reply.code(201).send(view(rec));
+    return reply.code(201).send(warnedView(rec));
   });
 
   app.get<{ Params: { integrationId: string } }>(base, async (req) => {
@@ -136,7 +143,7 @@ export function authRoutes(app: FastifyInstance, ctx: AdminContext): void {
       );
     }
     auditChange(ctx, req, 'auth.update', { integrationId, authId });
-    return view(updated);
+    return touchesCredential ? warnedView(updated) : view(updated);
   });
 
   app.delete<{ Params: Params }>(`${base}/:authId`, async (req, reply) => {

@@ -14,6 +14,7 @@ interface IntegrationBody {
   baseUrl?: string;
   allowedHosts?: string[] | null;
   headers?: StaticHeader[];
+  redactResponses?: boolean;
 }
 
 /** baseUrl, allowedHosts and headers together: the base URL's host must be one it may send to. */
@@ -57,6 +58,7 @@ export function integrationRoutes(app: FastifyInstance, ctx: AdminContext): void
       baseUrl: b.baseUrl as string,
       allowedHosts: b.allowedHosts ?? null,
       headers: b.headers ?? [],
+      redactResponses: b.redactResponses ?? true,
     });
     const created = store.integrations.create(w);
     auditChange(ctx, req, 'integration.create', { integrationId });
@@ -92,6 +94,7 @@ export function integrationRoutes(app: FastifyInstance, ctx: AdminContext): void
         baseUrl: b.baseUrl ?? current.baseUrl,
         allowedHosts: b.allowedHosts !== undefined ? b.allowedHosts : store.integrations.storedAllowedHosts(id),
         headers: b.headers ?? current.headers,
+        redactResponses: b.redactResponses ?? current.redactResponses,
       });
       const updated = store.integrations.update(w);
       auditChange(ctx, req, 'integration.update', { integrationId: id });

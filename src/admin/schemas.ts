@@ -44,6 +44,7 @@ const integrationFields = {
   baseUrl: { type: 'string', minLength: 1, maxLength: 2048 },
   allowedHosts: allowedHostsSchema,
   headers: headersSchema,
+  redactResponses: { type: 'boolean' },
 } as const;
 
 export const integrationIdParam = {

@@ -8,6 +8,7 @@ import type { Dispatcher } from 'undici';
 import { LatchkeyError, validationError, type ErrorDetail } from '../errors.js';
 import { HEADER_VALUE_PATTERN, HEADER_VALUE_PROBLEM } from '../credentials/headers.js';
 import { render } from '../credentials/template.js';
+import { shortSecretWarnings } from '../credentials/redaction-warnings.js';
 import { checkBaseUrl, hostAllowed, type ParsedBaseUrl } from '../hosts.js';
 import { newIntegrationId } from '../ids.js';
 import { buildAuthPlan } from '../proxy/plans.js';
@@ -34,6 +35,8 @@ export interface StoredCredential {
   label: string | null;
   status: CredentialStatus;
   createdAt: string;
+  /** Present when a secret field is too short to be redacted from responses. */
+  warnings?: string[];
 }
 
 export interface StoreResult {
@@ -118,6 +121,8 @@ async function probe(deps: CredentialDeps, p: CompiledProvider, base: ParsedBase
     headers,
     hostname: base.hostname,
     injectedQuery: plan.query,
+    // The probe's answer is read by latchkey itself, never passed to a caller.
+    redactor: null,
   };
   // A signing provider's probe is signed exactly as a proxied call would be; a signing failure is its own error.
   await applyInjector(plan, up, body);
@@ -201,6 +206,7 @@ export async function storeProviderCredential(deps: CredentialDeps, providerId: 
         allowedHosts,
         headers: p.staticHeaders,
         provider: providerId,
+        redactResponses: true,
       });
     }
     // The integration carries the provider's fixed headers; the record carries the secrets and the template.
@@ -214,5 +220,7 @@ export async function storeProviderCredential(deps: CredentialDeps, providerId: 
     status: outcome,
     createdAt: record.createdAt,
   };
+  const warnings = shortSecretWarnings({ authType: 'API_KEY', fields, config: null, template: p.template, apiKey: null });
+  if (warnings.length > 0) credential.warnings = warnings;
   return { credential, probeDetail: detail };
 }

@@ -156,7 +156,7 @@ export function consoleRoutes(root: FastifyInstance, ctx: AdminContext, sessions
       }
       req.consoleSession = sessions.get(cookieOf(req));
       // For the admin request log line: who was signed in.
-      if (req.consoleSession) req.principal = { keyId: req.consoleSession.keyId, name: req.consoleSession.name, role: 'admin', integrations: ['*'], kind: 'key' };
+      if (req.consoleSession) req.principal = { keyId: req.consoleSession.keyId, name: req.consoleSession.name, role: 'admin', integrations: ['*'], kind: 'key', rules: null, rateLimit: null };
       const open = req.url === '/console/sign-in' || req.url.startsWith('/console/sign-in?');
       if (!req.consoleSession && !open) {
         if (req.method === 'GET' && !(req.url.split('?')[0] ?? '').endsWith('.json')) return reply.redirect('/console/sign-in', 303);

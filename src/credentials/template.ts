@@ -20,6 +20,9 @@ export interface Injection {
   query: Array<[string, string]>;
 }
 
+/** Shorter secrets are not redacted from responses: replacing every short string would garble them (README). */
+export const MIN_SECRET_LENGTH = 8;
+
 const PLACEHOLDER = /\{\{\s*([A-Za-z0-9_]+)\s*\}\}/g;
 
 /** The field names a template string uses. */
@@ -72,4 +75,35 @@ export function credentialPlaces(t: InjectionTemplate): { headers: string[]; que
   const headers = t.headers.map(([name]) => name.toLowerCase());
   if (t.basic) headers.push('authorization');
   return { headers, query: t.query.map(([name]) => name) };
+}
+
+/**
+ * The secret values a rendered template injects: every field a header or
+ * query template uses, and the Basic password and "user:password" pair. The
+ * Basic user name identifies rather than authenticates (a Twilio account SID,
+ * a Jira e-mail) and comes back in ordinary answers, so it is a secret only
+ * when the password is empty, as with Stripe, whose key is the user name.
+ */
+export function injectedSecrets(t: InjectionTemplate, fields: Readonly<Record<string, string | undefined>>): string[] {
+  const out = new Set<string>();
+  for (const n of secretFieldNames(t, fields)) {
+    const v = fields[n];
+    if (v) out.add(v);
+  }
+  if (t.basic) {
+    const user = render(t.basic.username, fields);
+    const pass = render(t.basic.password, fields);
+    if (user !== null && pass !== null) out.add(`${user}:${pass}`);
+  }
+  return [...out];
+}
+
+/** The fields whose values injectedSecrets treats as secret. */
+function secretFieldNames(t: InjectionTemplate, fields: Readonly<Record<string, string | undefined>>): Set<string> {
+  const names = new Set([...t.headers, ...t.query].flatMap(([, v]) => placeholders(v)));
+  if (t.basic) {
+    const pass = render(t.basic.password, fields);
+    for (const n of placeholders(pass ? t.basic.password : t.basic.username)) names.add(n);
+  }
+  return names;
 }

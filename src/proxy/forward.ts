@@ -8,6 +8,8 @@ import type { Dispatcher } from 'undici';
 import { LatchkeyError, type ErrorCode } from '../errors.js';
 import { decodeQueryName } from './inject.js';
 import { hasBody } from './apply.js';
+import type { Redactor } from './redact.js';
+import { redactResponse, type RedactedBody } from './response-body.js';
 
 export interface UpstreamRequest {
   origin: string;
@@ -19,12 +21,16 @@ export interface UpstreamRequest {
   injectedQuery: Array<[string, string]>;
   /** Set when an injector buffered the body (to hash it): these exact bytes are sent instead of the client stream. */
   body?: Buffer;
+  /** The call's injected secrets, to be replaced in the response; null: passed through untouched. */
+  redactor: Redactor | null;
 }
 
 export interface ForwardResult {
   status: number;
   /** Set when the exchange did not complete (the upstream cut the body, the client left). */
   error?: ErrorCode | 'CLIENT_CLOSED';
+  /** Secrets replaced in the response (headers and body); absent: none (or not searched, WebSocket). */
+  redactions?: number;
 }
 
 /** Response headers that describe the upstream connection, not the message. */
@@ -157,6 +163,7 @@ async function send(
 ): Promise<ForwardResult | typeof SWALLOWED_401> {
   let status = 0;
   let swallowed = false;
+  let body: RedactedBody | null = null;
   try {
     await agent.stream(
       {
@@ -183,24 +190,37 @@ async function send(
         }
         if (typeof out.location === 'string') out.location = scrubLocation(out.location, up.injectedQuery);
         Object.assign(out, extraResponseHeaders);
+        if (up.redactor) {
+          const redacted = redactResponse(res, statusCode, out, up.redactor, up.method);
+          // Awaited below; a cut client must not become an unhandled rejection first.
+          redacted.done.catch(() => undefined);
+          body = redacted;
+          return redacted.writable;
+        }
         res.writeHead(statusCode, out);
         return res;
       },
     );
-    return swallowed ? SWALLOWED_401 : { status };
+    if (swallowed) return SWALLOWED_401;
+    const redacted = body as RedactedBody | null;
+    if (redacted) await redacted.done;
+    return { status, redactions: redacted?.count() ?? 0 };
   } catch (err) {
+    const redactions = (body as RedactedBody | null)?.count() ?? 0;
     // undici destroys the response stream when the upstream fails, which looks like the client
     // leaving; only an abort error (ours) says the client really went away.
     const code = (err as { code?: string }).code;
     if (gone.aborted && (err === gone.reason || code === 'UND_ERR_ABORTED')) {
       res.destroy();
-      return { status: status || 499, error: 'CLIENT_CLOSED' };
+      return { status: status || 499, error: 'CLIENT_CLOSED', redactions };
     }
     if (res.headersSent || gone.aborted) {
       // The answer had started: the client sees a cut connection, the audit row sees why.
       res.destroy();
-      return { status: status || 502, error: upstreamError(err, up.hostname).code };
+      return { status: status || 502, error: upstreamError(err, up.hostname).code, redactions };
     }
+    // RESPONSE_NOT_REDACTABLE, before anything was sent.
+    if (err instanceof LatchkeyError) throw err;
     throw upstreamError(err, up.hostname);
   }
 }

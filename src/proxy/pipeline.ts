@@ -1,7 +1,7 @@
 /**
  * The data plane as a list of stages over one Call:
  *
- *   tag -> resolve -> authenticate -> authorize -> build -> inject -> forward
+ *   tag -> resolve -> authenticate -> authorize -> build -> restrict -> inject -> forward
  *
  * Each stage fills in the Call or throws a coded LatchkeyError; server.ts runs
  * them in order and turns any error into the proxy's own answer.
@@ -11,11 +11,12 @@ import { LatchkeyError } from '../errors.js';
 import { canonicalHostPort, hostAllowed, isLinkLocal } from '../hosts.js';
 import { mayUseIntegration, type Principal } from '../access/principal.js';
 import type { Authenticator } from '../access/credentials.js';
-import type { AuthPlan, IntegrationPlan, PlanCache } from './plans.js';
+import type { RateLimiter } from '../access/rate-limit.js';
+import { redactorForCall, type AuthPlan, type IntegrationPlan, type PlanCache } from './plans.js';
 import {
   injectQuery,
-  queryValue,
   normalizeUpstreamPath,
+  queryValue,
   splitPathQuery,
   upstreamHeaders,
   type ClientKeyPlace,
@@ -23,6 +24,7 @@ import {
 import type { UpstreamRequest } from './forward.js';
 import { applyInjector } from './apply.js';
 import { sameAuthority, type Tunnel } from './tunnel.js';
+import { acceptOnlyDecodable } from './response-body.js';
 
 export type Mode = 'path' | 'header' | 'forward' | 'connect';
 
@@ -51,6 +53,15 @@ export interface Call {
   corsOrigin: string | null;
   /** Every secret value injected into this call (set by the inject stage): response redaction works from these. */
   secrets: readonly string[];
+  /**
+   * The path below the base URL as sent upstream (normalised), what request
+   * rules match; null when a forward-mode call leaves the base URL's path.
+   */
+  rulePath: string | null;
+  /** The rule outcome for the audit: "rules[i]" (allowed by it), "none" (refused), null (the key has no rules). */
+  rule: string | null;
+  /** Set by forward: how many secrets were replaced in the response. */
+  redactions: number;
 }
 
 export interface PipelineDeps {
@@ -59,6 +70,7 @@ export interface PipelineDeps {
   clientAuth: 'required' | 'none';
   /** Whether an unexpired widget token was minted for this origin and integration. */
   originGranted: (origin: string, integrationId: string) => boolean;
+  limiter: RateLimiter;
 }
 
 const header = (req: IncomingMessage, name: string): string | undefined => {
@@ -253,7 +265,7 @@ function refuseBrowsers(call: Call): void {
   }
 }
 
-const ANONYMOUS: Principal = { keyId: 'anonymous', role: 'agent', integrations: ['*'], kind: 'key' };
+const ANONYMOUS: Principal = { keyId: 'anonymous', role: 'agent', integrations: ['*'], kind: 'key', rules: null, rateLimit: null };
 
 /** Stage 3: who is calling. */
 export async function authenticate(call: Call, deps: PipelineDeps): Promise<void> {
@@ -388,13 +400,17 @@ export function build(call: Call): void {
     const protocol = call.mode === 'connect' ? 'https:' : base.protocol;
     origin = `${protocol}//${hasPort ? target : `${target}:${base.port}`}`;
     hostname = target.replace(/:\d+$/, '');
-    path = call.path;
+    path = normalizeUpstreamPath(call.path);
   } else {
     origin = `${base.protocol}//${base.host}`;
     hostname = base.hostname;
     const rest = call.path === '' ? '' : normalizeUpstreamPath(call.path);
     path = `${base.pathPrefix}${rest}` || '/';
   }
+  // What request rules see, whatever the mode: the sent path below the base URL's path
+  // (null when a forward-mode target leaves it).
+  const prefix = base.pathPrefix;
+  call.rulePath = prefix === '' ? path : path === prefix ? '/' : path.startsWith(`${prefix}/`) ? path.slice(prefix.length) : null;
   const queryKeys = call.clientKeys.flatMap((k) => (k.kind === 'query' ? [k.name] : []));
   const query = injectQuery(call.query, auth.query, queryKeys);
   const clientKeyHeaders = call.clientKeys.flatMap((k) => (k.kind === 'header' ? [k.name] : []));
@@ -405,7 +421,53 @@ export function build(call: Call): void {
     headers: upstreamHeaders(call.req.headers, auth, clientKeyHeaders),
     hostname,
     injectedQuery: auth.query,
+    redactor: plan.redactResponses ? auth.redactor : null,
   };
+  // Before inject: a signer signs the headers as they will be sent, Accept-Encoding included.
+  if (plan.redactResponses) acceptOnlyDecodable(call.upstream.headers);
+}
+
+/**
+ * After inject: the response is searched for every secret of this call, the
+ * plan's and those a kind put in at send time (an access token, a signing
+ * key), unless the integration turned redactResponses off.
+ */
+export function chooseRedactor(call: Call): void {
+  const up = call.upstream as UpstreamRequest;
+  const auth = call.auth as AuthPlan;
+  const extra = call.secrets.filter((s) => !auth.secrets.includes(s));
+  up.redactor = (call.plan as IntegrationPlan).redactResponses ? redactorForCall(auth, extra) : null;
+}
+
+/**
+ * Stage 6: least privilege. A key with rules may only make calls that match
+ * one of them, checked on the built request (the normalised path that is
+ * sent, the method upper-cased); then the key's rate limit. Both refuse
+ * before anything is sent, and a refused call does not use the budget.
+ */
+export function restrict(call: Call, deps: PipelineDeps): void {
+  const p = call.principal as Principal;
+  if (p.rules) {
+    const outcome = p.rules.match(call.integrationId as string, call.req.method ?? 'GET', call.rulePath);
+    call.rule = outcome.allowed ? `rules[${outcome.index}]` : 'none';
+    if (!outcome.allowed) {
+      throw new LatchkeyError(
+        'REQUEST_NOT_ALLOWED',
+        `no rule of this key allows ${(call.req.method ?? 'GET').toUpperCase()} ${call.rulePath ?? call.path} on integration ${call.integrationId as string}`,
+      );
+    }
+  }
+  if (p.rateLimit) {
+    const decision = deps.limiter.take(p.keyId, p.rateLimit);
+    if (!decision.allowed) {
+      throw new LatchkeyError(
+        'RATE_LIMITED',
+        `this key may make ${p.rateLimit.requests} calls per ${p.rateLimit.perSeconds} s; retry after ${decision.retryAfter} s`,
+        undefined,
+        { retryAfterSeconds: decision.retryAfter },
+      );
+    }
+  }
 }
 
 /**

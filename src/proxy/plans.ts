@@ -12,6 +12,7 @@ import { headersToPairs, type AuthType } from '../credentials/auth-types.js';
 import { credentialPlaces, renderInjection } from '../credentials/template.js';
 import type { Injector, KindDeps, KindInput } from '../credentials/kind.js';
 import { kindOf } from '../credentials/kinds/index.js';
+import { Redactor } from './redact.js';
 import type { StaticHeader } from '../credentials/headers.js';
 import type { Store } from '../store/store.js';
 import type { AuthRecord } from '../store/auth-records.js';
@@ -32,6 +33,8 @@ export interface AuthPlan {
   injector: Injector | null;
   /** Every secret value the plan injects (its kind's secretsOf); an injector may add more per call. */
   secrets: readonly string[];
+  /** The secrets compiled for response redaction, once per plan; null when none is long enough to redact. */
+  redactor: Redactor | null;
 }
 
 export interface IntegrationPlan {
@@ -40,6 +43,8 @@ export interface IntegrationPlan {
   allowedHosts: string[];
   /** The integration's static headers, the first layer of every auth plan. */
   headers: StaticHeader[];
+  /** Whether injected secrets are replaced in responses (integration field redactResponses). */
+  redactResponses: boolean;
   /** The most recent auth record's plan, or null when the integration has none. */
   latest: AuthPlan | null;
   /** Plans for records named with X-Latchkey-Auth-Id, filled on demand. */
@@ -69,6 +74,7 @@ export function buildAuthPlan(
   const prepared = kind.prepare(input, deps);
   const credential = renderInjection(prepared.template, input.fields);
   const places = credentialPlaces(prepared.template);
+  const secrets = kind.secretsOf(input);
   return {
     authId,
     authType: input.authType,
@@ -77,8 +83,23 @@ export function buildAuthPlan(
     headers: mergeHeaders(headersToPairs(integrationHeaders), headersToPairs(recordHeaders), credential.headers),
     query: credential.query,
     injector: prepared.injector,
-    secrets: kind.secretsOf(input),
+    secrets,
+    redactor: Redactor.of(secrets),
   };
+}
+
+/**
+ * The redactor for one call: the plan's own, or, when a credential kind put
+ * more secrets into this call at send time (a fresh access token, a signing
+ * key; the seam's addSecret), one that also covers those. The last extended
+ * redactor is kept on the plan, so a token that changes hourly is compiled
+ * once an hour, not once a call.
+ */
+export function redactorForCall(auth: AuthPlan & { lastExtra?: { key: string; redactor: Redactor | null } }, extra: readonly string[]): Redactor | null {
+  if (extra.length === 0) return auth.redactor;
+  const key = extra.join('\u0000');
+  if (auth.lastExtra?.key !== key) auth.lastExtra = { key, redactor: Redactor.of([...auth.secrets, ...extra]) };
+  return auth.lastExtra.redactor;
 }
 
 interface HostEntry {
@@ -165,6 +186,7 @@ export class PlanCache {
       base,
       allowedHosts: integration.allowedHosts.map(canonicalHostPort),
       headers: integration.headers,
+      redactResponses: integration.redactResponses,
       latest: latest ? this.planFor(integration.headers, latest) : null,
       byAuthId: new Map(),
     };

@@ -15,6 +15,8 @@ import {
   isPreflight,
   preflightHeaders,
   resolve,
+  restrict,
+  chooseRedactor,
   tag,
   type Call,
 } from './pipeline.js';
@@ -42,6 +44,10 @@ export interface CallRecord {
   /** proxy.call (default) or proxy.tunnel (a passthrough tunnel, recorded when it ends). */
   action?: 'proxy.call' | 'proxy.tunnel';
   error?: string;
+  /** The request-rule outcome: "rules[i]", "none" (refused), or null when the key has no rules. */
+  rule: string | null;
+  /** Secrets replaced in the response. */
+  redactions: number;
 }
 
 export interface CallMeta {
@@ -90,6 +96,9 @@ function newCall(req: IncomingMessage): Call {
     upstream: null,
     corsOrigin: null,
     secrets: [],
+    rulePath: null,
+    rule: null,
+    redactions: 0,
   };
 }
 
@@ -145,6 +154,8 @@ function record(call: Call, status: number, error?: string): CallRecord {
     status,
     ms: Math.round((performance.now() - call.started) * 10) / 10,
     mode: call.mode,
+    rule: call.rule,
+    redactions: call.redactions,
     ...(error ? { error } : {}),
   };
 }
@@ -185,19 +196,27 @@ export function createProxyServer(deps: ProxyDeps): ProxyListener {
       choose(call, deps);
       authorize(call);
       build(call);
+      // Refused by a rule or the rate limit before any credential work (a token fetch, a signature).
+      restrict(call, deps);
       await inject(call);
+      chooseRedactor(call);
       const extra = call.corsOrigin ? { ...corsHeaders(call.corsOrigin), 'x-request-id': call.requestId } : { 'x-request-id': call.requestId };
       const up = call.upstream!;
       const auth = call.auth!;
       const replay = canReplay(auth, up, req)
         ? async (): Promise<boolean> => {
             const secrets = await reapplyAfter401(auth, up);
-            if (secrets) call.secrets = [...new Set([...call.secrets, ...secrets])];
+            if (secrets) {
+              call.secrets = [...new Set([...call.secrets, ...secrets])];
+              // The renewed token is what the replayed answer may echo.
+              chooseRedactor(call);
+            }
             deps.log.debug({ requestId: call.requestId, integrationId: call.integrationId }, 'upstream refused the access token: renewed, replaying');
             return secrets !== null;
           }
         : undefined;
       const result = await forward(deps.agent, req, res, up, extra, replay);
+      call.redactions = result.redactions ?? 0;
       finish(call, result.status, result.error);
     } catch (err) {
       const status = sendError(call, res, err, deps.log);
@@ -219,6 +238,7 @@ export function createProxyServer(deps: ProxyDeps): ProxyListener {
       choose(call, deps);
       authorize(call);
       build(call);
+      restrict(call, deps);
       await inject(call);
       const result = await ws(call, socket, head);
       finish(call, result.status, result.error);

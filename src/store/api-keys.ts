@@ -3,6 +3,7 @@ import type { Db } from './db.js';
 import { nowIso } from './db.js';
 import { newApiKey, newKeyId } from '../ids.js';
 import { type Page, encodeCursor, toPage } from './integrations.js';
+import type { RateLimit, RequestRule } from '../access/rules.js';
 
 export type Role = 'admin' | 'agent';
 
@@ -16,6 +17,9 @@ export interface ApiKeyRecord {
   expiresAt: string | null;
   lastUsedAt: string | null;
   revokedAt: string | null;
+  /** null: no request rules (the scope alone decides). */
+  rules: RequestRule[] | null;
+  rateLimit: RateLimit | null;
 }
 
 interface Row {
@@ -29,6 +33,8 @@ interface Row {
   expires_at: string | null;
   last_used_at: string | null;
   revoked_at: string | null;
+  rules: string | null;
+  rate_limit: string | null;
 }
 
 /**
@@ -51,6 +57,8 @@ function toRecord(row: Row): ApiKeyRecord {
     expiresAt: row.expires_at,
     lastUsedAt: row.last_used_at,
     revokedAt: row.revoked_at,
+    rules: row.rules === null ? null : (JSON.parse(row.rules) as RequestRule[]),
+    rateLimit: row.rate_limit === null ? null : (JSON.parse(row.rate_limit) as RateLimit),
   };
 }
 
@@ -59,7 +67,19 @@ export interface NewApiKey {
   role: Role;
   integrations: string[];
   expiresAt: string | null;
+  rules?: RequestRule[] | null;
+  rateLimit?: RateLimit | null;
 }
+
+/** PATCH: only the given fields change (null clears expiresAt, rules or rateLimit). */
+export interface ApiKeyChange {
+  name?: string;
+  expiresAt?: string | null;
+  rules?: RequestRule[] | null;
+  rateLimit?: RateLimit | null;
+}
+
+const json = (v: unknown): string | null => (v === null || v === undefined ? null : JSON.stringify(v));
 
 export class ApiKeyRepo {
   private readonly insertStmt;
@@ -69,11 +89,16 @@ export class ApiKeyRepo {
   private readonly revokeStmt;
   private readonly touchStmt;
   private readonly activeAdminStmt;
+  private readonly updateStmt;
 
   constructor(private readonly db: Db, private readonly onWrite: () => void) {
     this.insertStmt = db.prepare(`
-      INSERT INTO api_keys (key_id, name, role, integrations, prefix, hash, created_at, expires_at)
-      VALUES (@keyId, @name, @role, @integrations, @prefix, @hash, @now, @expiresAt)`);
+      INSERT INTO api_keys (key_id, name, role, integrations, prefix, hash, created_at, expires_at, rules, rate_limit)
+      VALUES (@keyId, @name, @role, @integrations, @prefix, @hash, @now, @expiresAt, @rules, @rateLimit)`);
+    this.updateStmt = db.prepare(`
+      UPDATE api_keys
+      SET name = @name, expires_at = @expiresAt, rules = @rules, rate_limit = @rateLimit
+      WHERE key_id = @keyId AND revoked_at IS NULL`);
     this.byHashStmt = db.prepare<[Buffer], Row>('SELECT rowid, * FROM api_keys WHERE hash = ?');
     this.byIdStmt = db.prepare<[string], Row>('SELECT rowid, * FROM api_keys WHERE key_id = ?');
     this.listStmt = db.prepare<[number, number], Row>(
@@ -99,6 +124,8 @@ export class ApiKeyRepo {
       hash: hashKey(key),
       now: nowIso(),
       expiresAt: input.expiresAt,
+      rules: json(input.rules),
+      rateLimit: json(input.rateLimit),
     });
     this.onWrite();
     return { record: this.get(keyId) as ApiKeyRecord, key };
@@ -116,6 +143,23 @@ export class ApiKeyRepo {
 
   list(limit: number, afterSeq: number): Page<ApiKeyRecord> {
     return toPage(this.listStmt.all(afterSeq, limit + 1), limit, toRecord, (r) => encodeCursor(r.rowid));
+  }
+
+  /** The updated record, or undefined when no active key has this id. */
+  update(keyId: string, change: ApiKeyChange): ApiKeyRecord | undefined {
+    const current = this.get(keyId);
+    if (!current || current.revokedAt) return undefined;
+    const pick = <K extends keyof ApiKeyChange>(k: K, now: ApiKeyRecord[K]): ApiKeyRecord[K] =>
+      (change[k] === undefined ? now : change[k]) as ApiKeyRecord[K];
+    this.updateStmt.run({
+      keyId,
+      name: pick('name', current.name),
+      expiresAt: pick('expiresAt', current.expiresAt),
+      rules: json(pick('rules', current.rules)),
+      rateLimit: json(pick('rateLimit', current.rateLimit)),
+    });
+    this.onWrite();
+    return this.get(keyId);
   }
 
   revoke(keyId: string): boolean {

@@ -20,6 +20,10 @@ export interface AuditEntry {
   count?: number;
   /** Proxied calls: how the call came in (path, header, forward or connect). */
   mode?: string;
+  /** Proxied calls of a key with request rules: "rules[i]" (the rule that allowed it) or "none" (refused). */
+  rule?: string | null;
+  /** Proxied calls: secrets replaced in the response. */
+  redactions?: number | null;
 }
 
 interface Row {
@@ -109,18 +113,20 @@ export type AuditTuple = [
   string | null,
   number | null,
   number | null,
-  // Call rows only (JSON in a batch, no column): error code, the count of a summary row, the mode.
+  // Call rows only (JSON in a batch, no column): error code, the count of a summary row, the mode,
+  // the rule outcome, the redaction count; trailing empty ones are left out.
   (string | null)?,
   (number | null)?,
   (string | null)?,
+  (string | null)?,
+  (number | null)?,
 ];
 
 export const auditTuple = (e: AuditEntry): AuditTuple => {
   const t = columnTuple(e);
-  if (e.mode !== undefined) t.push(e.error ?? null, e.count ?? null, e.mode);
-  else if (e.count !== undefined) t.push(e.error ?? null, e.count);
-  else if (e.error) t.push(e.error);
-  return t;
+  const extra = [e.error || null, e.count ?? null, e.mode ?? null, e.rule ?? null, e.redactions || null];
+  while (extra.length > 0 && extra[extra.length - 1] === null) extra.pop();
+  return [...t, ...extra] as AuditTuple;
 };
 
 const columnTuple = (e: AuditEntry): AuditTuple => [
@@ -154,6 +160,8 @@ const fromTuple = (t: AuditTuple): AuditEntry => {
   if (t[11]) e.error = t[11];
   if (t[12] !== undefined && t[12] !== null) e.count = t[12];
   if (t[13]) e.mode = t[13];
+  if (t[14]) e.rule = t[14];
+  if (e.action === 'proxy.call') e.redactions = t[15] ?? 0;
   return e;
 };
 

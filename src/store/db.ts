@@ -212,6 +212,13 @@ const MIGRATIONS: string[] = [
     FROM audit_call_batches b, json_each(b.rows) j
     WHERE json_extract(j.value, '$[4]') IS NOT NULL;
   `,
+  `
+  -- Least privilege for agents: request rules and a rate limit per key (JSON, NULL: none).
+  ALTER TABLE api_keys ADD COLUMN rules TEXT;
+  ALTER TABLE api_keys ADD COLUMN rate_limit TEXT;
+  -- Injected secrets are replaced in responses unless an integration opts out.
+  ALTER TABLE integrations ADD COLUMN redact_responses INTEGER NOT NULL DEFAULT 1;
+  `,
 ];
 
 export const SCHEMA_VERSION = MIGRATIONS.length;

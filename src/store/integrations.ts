@@ -13,6 +13,8 @@ export interface Integration {
   headers: StaticHeader[];
   /** The catalog provider it was made from, if any. */
   provider: string | null;
+  /** Injected secrets are replaced by [REDACTED] in responses (default true). */
+  redactResponses: boolean;
   createdAt: string;
   updatedAt: string;
 }
@@ -25,6 +27,8 @@ export interface IntegrationWrite {
   allowedHosts: string[] | null;
   headers: StaticHeader[];
   provider?: string | null;
+  /** Default true. */
+  redactResponses?: boolean;
 }
 
 interface Row {
@@ -35,6 +39,7 @@ interface Row {
   allowed_hosts: string;
   headers: string;
   provider: string | null;
+  redact_responses: number;
   created_at: string;
   updated_at: string;
 }
@@ -73,6 +78,7 @@ function toIntegration(row: Row): Integration {
     allowedHosts: stored ?? (typeof base === 'string' ? [] : [base.host]),
     headers: JSON.parse(row.headers) as StaticHeader[],
     provider: row.provider,
+    redactResponses: row.redact_responses !== 0,
     createdAt: row.created_at,
     updatedAt: row.updated_at,
   };
@@ -90,8 +96,8 @@ export class IntegrationRepo {
 
   constructor(db: Db, private readonly onWrite: () => void) {
     this.insertStmt = db.prepare(`
-      INSERT INTO integrations (integration_id, name, base_url, allowed_hosts, headers, provider, created_at, updated_at)
-      VALUES (@integrationId, @name, @baseUrl, @allowedHosts, @headers, @provider, @now, @now)`);
+      INSERT INTO integrations (integration_id, name, base_url, allowed_hosts, headers, provider, redact_responses, created_at, updated_at)
+      VALUES (@integrationId, @name, @baseUrl, @allowedHosts, @headers, @provider, @redactResponses, @now, @now)`);
     this.getStmt = db.prepare<[string], Row>('SELECT * FROM integrations WHERE integration_id = ?');
     this.rawStmt = db.prepare<[string], { allowed_hosts: string }>(
       'SELECT allowed_hosts FROM integrations WHERE integration_id = ?',
@@ -100,7 +106,8 @@ export class IntegrationRepo {
     this.listStmt = db.prepare<[number, number], Row>('SELECT * FROM integrations WHERE seq > ? ORDER BY seq LIMIT ?');
     this.updateStmt = db.prepare(`
       UPDATE integrations
-      SET name = @name, base_url = @baseUrl, allowed_hosts = @allowedHosts, headers = @headers, updated_at = @now
+      SET name = @name, base_url = @baseUrl, allowed_hosts = @allowedHosts, headers = @headers,
+          redact_responses = @redactResponses, updated_at = @now
       WHERE integration_id = @integrationId`);
     this.deleteStmt = db.prepare('DELETE FROM integrations WHERE integration_id = ?');
   }
@@ -113,6 +120,7 @@ export class IntegrationRepo {
       allowedHosts: JSON.stringify(w.allowedHosts),
       headers: JSON.stringify(w.headers),
       provider: w.provider ?? null,
+      redactResponses: w.redactResponses === false ? 0 : 1,
       now,
     };
   }

@@ -29,7 +29,7 @@ export const UPSTREAM_TOKEN = 'upstream-token-7f3a9c';
  */
 export async function startConnectFixture(
   names: string[],
-  options: { handler?: Handler; config?: object; env?: Record<string, string> } = {},
+  options: { handler?: Handler; config?: object; env?: Record<string, string>; redact?: boolean } = {},
 ): Promise<ConnectFixture> {
   const [host] = names;
   if (!host) throw new Error('at least one name');
@@ -41,7 +41,9 @@ export async function startConnectFixture(
   const lk = await startLatchkey({ LATCHKEY_CONFIG: cfg, ...(options.env ?? {}) }, dir);
   const up = await startUpstream(options.handler, pki);
   const target = `${host}:${up.port}`;
-  await lk.admin.post('/v1/integrations', { integrationId: 'api', baseUrl: `https://${target}` });
+  // Most tunnel tests read the upstream's view from its echo, which redaction would hide;
+  // connect-stream.test.ts turns it on and checks it inside a tunnel.
+  await lk.admin.post('/v1/integrations', { integrationId: 'api', baseUrl: `https://${target}`, redactResponses: options.redact ?? false });
   await lk.admin.post('/v1/integrations/api/auth', { authType: 'BEARER_TOKEN', token: UPSTREAM_TOKEN });
   const caPem = (await call(`${lk.adminUrl}/ca.pem`)).text;
   const caFile = join(dir, 'latchkey-ca.pem');

@@ -45,10 +45,10 @@ beforeAll(async () => {
   fx = await startConnectFixture([API, DUP, ATTACKER, PASS, FRESH], { config: { passthroughHosts: [`${PASS}:${echoPort}`] } });
   key = await agentKey(fx.lk);
   for (const id of ['dup1', 'dup2']) {
-    await fx.lk.admin.post('/v1/integrations', { integrationId: id, baseUrl: `https://${DUP}:${fx.up.port}` });
+    await fx.lk.admin.post('/v1/integrations', { integrationId: id, baseUrl: `https://${DUP}:${fx.up.port}`, redactResponses: false });
     await fx.lk.admin.post(`/v1/integrations/${id}/auth`, { authType: 'BEARER_TOKEN', token: `${id}-token` });
   }
-  await fx.lk.admin.post('/v1/integrations', { integrationId: 'fresh', baseUrl: `https://${FRESH}:${fx.up.port}` });
+  await fx.lk.admin.post('/v1/integrations', { integrationId: 'fresh', baseUrl: `https://${FRESH}:${fx.up.port}`, redactResponses: false });
   await fx.lk.admin.post('/v1/integrations/fresh/auth', { authType: 'BEARER_TOKEN', token: 'fresh-token' });
 });
 afterAll(async () => {

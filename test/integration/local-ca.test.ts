@@ -59,7 +59,8 @@ beforeAll(async () => {
   up = await startUpstream(undefined, pki);
   await start();
   const admin = adminClient((server as ServerProcess).adminUrl, adminKey);
-  await admin.post('/v1/integrations', { integrationId: 'api', baseUrl: `https://${HOST}:${up.port}` });
+  // The test reads the upstream's view from its echo (redaction would hide the credential).
+  await admin.post('/v1/integrations', { integrationId: 'api', baseUrl: `https://${HOST}:${up.port}`, redactResponses: false });
   await admin.post('/v1/integrations/api/auth', { authType: 'BEARER_TOKEN', token: TOKEN });
 });
 afterAll(async () => {

@@ -32,6 +32,8 @@ beforeAll(async () => {
       integrationId: id,
       baseUrl: `${up.url}/base`,
       headers: [{ key: 'X-Int', value: 'int' }, { key: 'X-Shared', value: 'from-integration' }],
+      // These tests read the upstream's view from its echo; redaction (redact.test.ts) would hide the credential.
+      redactResponses: false,
       ...extra,
     });
   const auth = (id: string, body: object) => lk.admin.post(`/v1/integrations/${id}/auth`, body);
@@ -48,7 +50,7 @@ beforeAll(async () => {
   await integration('noauth');
   await auth('noauth', { authType: 'NO_AUTH', headers: recordHeaders });
   await integration('empty');
-  await lk.admin.post('/v1/integrations', { integrationId: 'tls', baseUrl: tlsUp.url.replace('127.0.0.1', 'localhost'), allowedHosts: [`localhost:${tlsUp.port}`] });
+  await lk.admin.post('/v1/integrations', { integrationId: 'tls', baseUrl: tlsUp.url.replace('127.0.0.1', 'localhost'), allowedHosts: [`localhost:${tlsUp.port}`], redactResponses: false });
   await auth('tls', { authType: 'BEARER_TOKEN', token: 'tls-token' });
   // Refused at write time since the link-local check; a row stored before it is still never dialled.
   lk.store.integrations.create({ integrationId: 'metadata', name: 'metadata', baseUrl: 'http://169.254.169.254', allowedHosts: null, headers: [] });

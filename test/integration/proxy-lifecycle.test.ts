@@ -97,7 +97,8 @@ describe('proxy.clientAuth', () => {
     const cfg = join(dir.path, 'config.json');
     writeFileSync(cfg, JSON.stringify({ proxy: { clientAuth: 'none' } }));
     const lk = await startLatchkey({ LATCHKEY_CONFIG: cfg }, dir.path);
-    await lk.admin.post('/v1/integrations', { integrationId: 'open', baseUrl: up.url });
+    // The echo is read as the upstream's view: redaction (tested on its own) would hide the token.
+    await lk.admin.post('/v1/integrations', { integrationId: 'open', baseUrl: up.url, redactResponses: false });
     await lk.admin.post('/v1/integrations/open/auth', { authType: 'BEARER_TOKEN', token: 'open-token' });
     const anonymous = await call(`${lk.proxyUrl}/open/x`);
     expect(anonymous.status).toBe(200);

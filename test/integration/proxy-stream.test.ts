@@ -12,6 +12,7 @@ import { tmpDir } from '../helpers/tmp.js';
 const MiB = 1024 * 1024;
 const SIZE = 256 * MiB;
 const CHUNK = Buffer.alloc(64 * 1024, 'x');
+const SECRET = 'stream-token';
 
 let lk: ServerProcess;
 let admin: AdminClient;
@@ -43,7 +44,17 @@ function memory(pid: number): { rss: number; hwm: number } {
 beforeAll(async () => {
   abortedUpstream = new Promise((r) => (signalAborted = r));
   up = await startUpstream((req, res) => {
-    if (req.url?.startsWith('/download')) {
+    if (req.url?.startsWith('/secrets')) {
+      // 256 MiB in 64 KiB writes, the credential split across every write: "stream" | "-token".
+      const period = Buffer.concat([Buffer.from(SECRET), Buffer.alloc(CHUNK.length - SECRET.length, 'y')]);
+      const middle = Buffer.concat([period.subarray(6), period.subarray(0, 6)]);
+      res.writeHead(200, { 'content-type': 'application/octet-stream', 'content-length': SIZE });
+      void (async () => {
+        res.write(period.subarray(0, 6));
+        for (let i = 0; i < SIZE / CHUNK.length - 1; i++) if (!res.write(middle)) await once(res, 'drain');
+        res.end(period.subarray(6));
+      })();
+    } else if (req.url?.startsWith('/download')) {
       const size = req.url.includes('warmup') ? 32 * MiB : SIZE;
       res.writeHead(200, { 'content-type': 'application/octet-stream', 'content-length': size });
       void pump(res, size).then(() => res.end());
@@ -141,6 +152,33 @@ describe('streaming', () => {
     expect(after.hwm - before.rss).toBeLessThan(64 * MiB);
   });
 
+  it('a 256 MiB body holding the credential 4096 times is redacted in bounded memory', async () => {
+    const before = memory(lk.child.pid!);
+    const req = proxied('/secrets');
+    req.end();
+    const [res] = (await once(req, 'response')) as [http.IncomingMessage];
+    // Its length changes, so it goes chunked rather than with the upstream's Content-Length.
+    expect(res.headers['content-length']).toBeUndefined();
+    let n = 0;
+    let redacted = 0;
+    let leaked = 0;
+    let carry = '';
+    res.on('data', (c: Buffer) => {
+      n += c.length;
+      const text = carry + c.toString('latin1');
+      redacted += text.split('[REDACTED]').length - 1 - (carry.split('[REDACTED]').length - 1);
+      leaked += text.split(SECRET).length - 1 - (carry.split(SECRET).length - 1);
+      carry = text.slice(-16);
+    });
+    await once(res, 'end');
+    const count = SIZE / CHUNK.length;
+    expect(leaked).toBe(0);
+    expect(redacted).toBe(count);
+    expect(n).toBe(SIZE - count * (SECRET.length - '[REDACTED]'.length));
+    const after = memory(lk.child.pid!);
+    expect(after.hwm - before.rss).toBeLessThan(64 * MiB);
+  });
+
   it('a 256 MiB upload passes in bounded memory', async () => {
     const before = memory(lk.child.pid!);
     const req = proxied('/upload', 'POST');
@@ -152,7 +190,8 @@ describe('streaming', () => {
     let body = '';
     res.on('data', (c: Buffer) => (body += c.toString()));
     await once(res, 'end');
-    expect(JSON.parse(body)).toEqual({ received: SIZE, auth: 'Bearer stream-token' });
+    // The token comes back redacted: the response passed through the redactor.
+    expect(JSON.parse(body)).toEqual({ received: SIZE, auth: 'Bearer [REDACTED]' });
     expect(uploadSeen).toBe(SIZE);
     const after = memory(lk.child.pid!);
     expect(after.hwm - before.rss).toBeLessThan(64 * MiB);

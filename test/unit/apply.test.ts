@@ -16,6 +16,7 @@ const plan = (injector: Injector | null): AuthPlan => ({
   query: [],
   injector,
   secrets: ['plan-secret'],
+  redactor: null,
 });
 
 const upstream = (): UpstreamRequest => ({
@@ -25,6 +26,7 @@ const upstream = (): UpstreamRequest => ({
   headers: { 'content-type': 'text/plain' },
   hostname: 'api.example.com',
   injectedQuery: [],
+  redactor: null,
 });
 
 /** A client body stream that records whether anyone read it. */

@@ -3,7 +3,7 @@
  * API-key providers: a template rendered once per plan, no per-call work.
  */
 import { templateFor, type AuthType } from '../auth-types.js';
-import { render, templateFields } from '../template.js';
+import { injectedSecrets } from '../template.js';
 import type { CredentialKind, KindInput } from '../kind.js';
 
 const templateOf = (input: KindInput) => input.template ?? templateFor(input.authType, input.apiKey);
@@ -11,20 +11,9 @@ const templateOf = (input: KindInput) => input.template ?? templateFor(input.aut
 export function staticKind(type: AuthType): CredentialKind {
   return {
     type,
-    secretsOf(input) {
-      const t = templateOf(input);
-      // Only fields the template injects: a catalog url field (a shop name) is in the host, not a secret.
-      const out = [...templateFields(t)].flatMap((name) => {
-        const v = input.fields[name];
-        return v ? [v] : [];
-      });
-      if (t.basic) {
-        const user = render(t.basic.username, input.fields);
-        const pass = render(t.basic.password, input.fields);
-        if (user !== null && pass !== null) out.push(`${user}:${pass}`);
-      }
-      return out;
-    },
+    // Only what the template injects (a catalog url field, a shop name, is in the host, not a secret);
+    // the Basic user name only when the password is empty (README, "Response redaction").
+    secretsOf: (input) => injectedSecrets(templateOf(input), input.fields),
     prepare: (input) => ({ template: templateOf(input), injector: null }),
   };
 }
