@@ -12,6 +12,8 @@ import { HEADER_VALUE_PATTERN, TOKEN_PATTERN, isForbiddenStaticHeader, type Stat
 import { placeholders, render, type InjectionTemplate } from '../credentials/template.js';
 import { checkBaseUrl, checkHostEntry, hostAllowed } from '../hosts.js';
 import { endpointProblem } from '../credentials/kinds/token-kinds.js';
+import type { AuthType } from '../credentials/auth-types.js';
+import { hmacTemplateProblems, type HmacTemplate } from '../credentials/hmac-template.js';
 
 const Ajv = AjvModule.default;
 
@@ -40,6 +42,15 @@ export interface ProviderOAuth2 {
   clientCredentials?: boolean;
 }
 
+/** AWS_SIGV4 record fields, each mapped to the name of the catalog field that fills it. */
+export interface AwsFieldMap {
+  accessKeyId: string;
+  secretAccessKey: string;
+  sessionToken?: string;
+  region?: string;
+  service?: string;
+}
+
 export type ProviderKind = 'api_key' | 'signing' | 'oauth2';
 
 export interface ProviderEntry {
@@ -61,6 +72,8 @@ export interface ProviderEntry {
     query?: Record<string, string>;
     basic?: { username: string; password: string };
   };
+  /** Signing providers: exactly one of `aws` (AWS_SIGV4) or `hmac` (an HMAC template over the fields). */
+  sign?: { aws?: AwsFieldMap; hmac?: HmacTemplate };
   /** Fixed headers the provider requires (a version header, an Accept type). */
   headers?: Record<string, string>;
   probe?: ProviderProbe | null;
@@ -118,6 +131,24 @@ export const PROVIDER_SCHEMA = {
         },
       },
     },
+    sign: {
+      type: 'object',
+      additionalProperties: false,
+      minProperties: 1,
+      maxProperties: 1,
+      properties: {
+        aws: {
+          type: 'object',
+          additionalProperties: false,
+          required: ['accessKeyId', 'secretAccessKey'],
+          properties: Object.fromEntries(
+            ['accessKeyId', 'secretAccessKey', 'sessionToken', 'region', 'service'].map((k) => [k, { type: 'string', pattern: FIELD }]),
+          ),
+        },
+        // Checked in full by hmacTemplateProblems, with field names.
+        hmac: { type: 'object' },
+      },
+    },
     headers: headerMap,
     probe: {
       type: ['object', 'null'],
@@ -171,15 +202,23 @@ export function providerProblems(raw: unknown, where: string): string[] {
     if (p.inject) say('inject', 'an oauth2 provider injects its access token; remove inject');
   } else {
     if (p.oauth2) say('oauth2', `does not belong to kind ${kind}`);
-    if (!p.inject || Object.keys(p.inject).length === 0) say('inject', 'is required for this kind');
+    if (kind === 'api_key' && (!p.inject || Object.keys(p.inject).length === 0)) say('inject', 'is required for this kind');
+    if (kind === 'signing' && !p.sign) say('sign', 'is required for kind signing');
     if (declared.size === 0) say('requiredFields', 'a provider needs at least one field');
   }
+  if (kind !== 'signing' && p.sign) say('sign', 'belongs to kind signing');
   const inject = p.inject ?? {};
   for (const f of p.optionalFields) if (p.requiredFields.includes(f)) say('optionalFields', `${f} is also required`);
   for (const f of urlFields) if (!p.requiredFields.includes(f)) say('urlFields', `${f} must be a required field`);
   const useOnly = (path: string, template: string, allowed: Set<string>, what: string): void => {
     for (const name of placeholders(template)) if (!allowed.has(name)) say(path, `{{${name}}} is not a declared ${what}`);
   };
+  if (p.sign?.aws) {
+    for (const [key, name] of Object.entries(p.sign.aws)) if (!declared.has(name)) say(`sign.aws.${key}`, `${name} is not a declared field`);
+  }
+  if (p.sign?.hmac) {
+    for (const d of hmacTemplateProblems(p.sign.hmac, declared, `${where}.sign.hmac`)) problems.push(`${d.field}: ${d.problem}`);
+  }
   for (const [name, tpl] of Object.entries(inject.headers ?? {})) {
     if (isForbiddenStaticHeader(name)) say(`inject.headers.${name}`, 'cannot be set by a provider');
     useOnly(`inject.headers.${name}`, tpl, declared, 'field');
@@ -211,18 +250,23 @@ export function providerProblems(raw: unknown, where: string): string[] {
 
 export interface CompiledProvider {
   entry: ProviderEntry;
+  /** The auth type its records get: API_KEY (a template), AWS_SIGV4 or HMAC. */
+  authType: AuthType;
   template: InjectionTemplate;
   staticHeaders: StaticHeader[];
   fields: Set<string>;
 }
 
-function compile(entry: ProviderEntry): CompiledProvider {
+function compile(raw: ProviderEntry): CompiledProvider {
+  const entry: ProviderEntry = { ...raw, kind: raw.kind ?? 'api_key' };
+  const inject = entry.inject ?? {};
   return {
     entry,
+    authType: entry.sign?.aws ? 'AWS_SIGV4' : entry.sign?.hmac ? 'HMAC' : 'API_KEY',
     template: {
-      headers: Object.entries(entry.inject?.headers ?? {}),
-      query: Object.entries(entry.inject?.query ?? {}),
-      basic: entry.inject?.basic ?? null,
+      headers: Object.entries(inject.headers ?? {}),
+      query: Object.entries(inject.query ?? {}),
+      basic: inject.basic ?? null,
     },
     staticHeaders: Object.entries(entry.headers ?? {}).map(([key, value]) => ({ key, value })),
     fields: new Set([...entry.requiredFields, ...entry.optionalFields]),

@@ -15,7 +15,8 @@ import { buildAuthPlan } from '../proxy/plans.js';
 import { injectQuery, splitPathQuery, upstreamHeaders } from '../proxy/inject.js';
 import { upstreamError, type UpstreamRequest } from '../proxy/forward.js';
 import { applyInjector } from '../proxy/apply.js';
-import type { KindDeps } from '../credentials/kind.js';
+import type { KindDeps, KindInput, ParsedCredential } from '../credentials/kind.js';
+import { kindOf } from '../credentials/kinds/index.js';
 import type { Store } from '../store/store.js';
 import { URL_FIELD_VALUE, type Catalog, type CompiledProvider } from './catalog.js';
 import { isIntegrationId } from '../admin/schemas.js';
@@ -102,11 +103,38 @@ function jsonField(text: string, path: string): unknown {
   }
 }
 
-/** The provider's cheap authenticated call, built by the proxy's own injection. */
+/**
+ * What the record stores: an API-key provider's fields as they are; a
+ * signing provider's fields mapped onto its kind's credential (AWS_SIGV4's
+ * `aws`, HMAC's `hmac`) and checked by that kind, problems named by the
+ * catalog field.
+ */
+function kindCredential(p: CompiledProvider, fields: Record<string, string>): ParsedCredential {
+  const sign = p.entry.sign;
+  if (!sign) return { secrets: fields, config: null };
+  const kind = kindOf(p.authType);
+  const problems: ErrorDetail[] = [];
+  let parsed: ParsedCredential;
+  let rename: (field: string) => string;
+  if (sign.aws) {
+    const map = sign.aws as unknown as Record<string, string>;
+    const input = Object.fromEntries(Object.entries(map).flatMap(([k, name]) => (fields[name] === undefined ? [] : [[k, fields[name]]])));
+    parsed = kind.parse?.(input, problems) ?? { secrets: {}, config: null };
+    rename = (f) => `credentials.${map[f.replace(/^aws\./, '')] ?? f}`;
+  } else {
+    parsed = kind.parse?.({ fields, template: sign.hmac }, problems) ?? { secrets: {}, config: null };
+    rename = (f) => f.replace(/^hmac\.fields\./, 'credentials.');
+  }
+  if (problems.length > 0) throw validationError(problems.map((d) => ({ field: rename(d.field), problem: d.problem })));
+  return parsed;
+}
+
+/** The provider's cheap authenticated call, built (and signed) by the proxy's own injection. */
 async function probe(deps: CredentialDeps, p: CompiledProvider, base: ParsedBaseUrl, fields: Record<string, string>): Promise<ProbeOutcome> {
   const spec = p.entry.probe;
   if (!spec) return { outcome: 'unverified', detail: 'the provider has no probe' };
-  const input = { authType: 'API_KEY' as const, fields, config: null, template: p.template, apiKey: null };
+  const stored = kindCredential(p, fields);
+  const input: KindInput = { authType: p.authType, fields: stored.secrets, config: stored.config, template: p.template, apiKey: null };
   const plan = buildAuthPlan('probe', input, deps.kindDeps, p.staticHeaders, []);
   const encoded = Object.fromEntries(Object.entries(fields).map(([k, v]) => [k, encodeURIComponent(v)]));
   const { path, query } = splitPathQuery(render(spec.path, encoded) ?? spec.path);
@@ -189,6 +217,7 @@ export async function storeProviderCredential(deps: CredentialDeps, providerId: 
     throw new LatchkeyError('INTERNAL_ERROR', `catalog entry ${providerId} renders an invalid base URL`);
   }
 
+  const stored = kindCredential(p, fields);
   const { outcome, detail } = await probe(deps, p, base, fields);
   if (outcome === 'rejected') {
     throw new LatchkeyError('CREDENTIAL_VALIDATION_FAILED', `${p.entry.displayName} rejected these credentials; nothing was stored`);
@@ -210,7 +239,8 @@ export async function storeProviderCredential(deps: CredentialDeps, providerId: 
       });
     }
     // The integration carries the provider's fixed headers; the record carries the secrets and the template.
-    return store.authRecords.create(target.id, 'API_KEY', [], { apiKey: null, secrets: fields }, { provider: providerId, label, template: p.template });
+    const template = p.authType === 'API_KEY' ? p.template : null;
+    return store.authRecords.create(target.id, p.authType, [], { apiKey: null, secrets: stored.secrets, config: stored.config }, { provider: providerId, label, template });
   })();
   const credential: StoredCredential = {
     credentialId: record.authId,

@@ -4,6 +4,12 @@ import type { ProviderEntry } from './catalog.js';
 function placements(p: ProviderEntry): string {
   if (p.kind === 'oauth2') return 'OAuth 2 access token (connect flow)';
   const out: string[] = [];
+  if (p.sign?.aws) out.push('AWS Signature V4');
+  if (p.sign?.hmac) {
+    const t = p.sign.hmac;
+    const where = (w: { header?: string; query?: string }) => (w.header ? `header \`${w.header}\`` : `query \`${w.query}\``);
+    out.push(`HMAC-${t.algorithm.toUpperCase()} in ${where(t.signature)}`);
+  }
   const inject = p.inject ?? {};
   for (const name of Object.keys(inject.headers ?? {})) out.push(`header \`${name}\``);
   for (const name of Object.keys(inject.query ?? {})) out.push(`query \`${name}\``);

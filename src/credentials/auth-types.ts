@@ -15,7 +15,7 @@ import {
 import type { InjectionTemplate } from './template.js';
 import { TOKEN_KINDS, type TokenSecrets } from './kinds/token-kinds.js';
 
-export const AUTH_TYPES = ['NO_AUTH', 'BASIC_AUTH', 'BEARER_TOKEN', 'API_KEY', ...TOKEN_KINDS] as const;
+export const AUTH_TYPES = ['NO_AUTH', 'BASIC_AUTH', 'BEARER_TOKEN', 'API_KEY', 'AWS_SIGV4', 'HMAC', ...TOKEN_KINDS] as const;
 export type AuthType = (typeof AUTH_TYPES)[number];
 
 export type ApiKeyPosition = 'header' | 'query';
@@ -47,6 +47,9 @@ const FIELDS: Record<AuthType, readonly string[]> = {
   OAUTH2_REFRESH_TOKEN: [],
   GOOGLE_SERVICE_ACCOUNT: [],
   GITHUB_APP: [],
+  // Signing kinds keep their credential in one object of their own (credentials/kinds/*).
+  AWS_SIGV4: [],
+  HMAC: [],
 };
 const CREDENTIAL_FIELDS = ['token', 'username', 'password', 'apiKey'] as const;
 

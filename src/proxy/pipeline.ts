@@ -230,7 +230,9 @@ function findClientKeys(call: Call): FoundKey[] {
     const bearer = /^[A-Za-z][\w.+-]* +(lk_\S+) *$/.exec(authorization)?.[1];
     const basic = basicParts(authorization);
     const inBasic = basic?.pass.startsWith('lk_') ? basic.pass : basic?.user.startsWith('lk_') ? basic.user : undefined;
-    const secret = bearer ?? inBasic;
+    // An AWS SDK given the latchkey key as its access key id signs with it: Credential=lk_.../date/region/...
+    const inAwsScope = /^AWS4-HMAC-SHA256 +Credential=(lk_[^/,\s]+)\//.exec(authorization)?.[1];
+    const secret = bearer ?? inBasic ?? inAwsScope;
     if (secret) found.push({ secret, place: { kind: 'header', name: 'authorization' } });
   }
   for (const name of call.auth?.credentialHeaders ?? []) {

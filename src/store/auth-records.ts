@@ -29,7 +29,8 @@ export interface AuthRecord {
 export interface ProviderCredential {
   provider: string;
   label: string | null;
-  template: InjectionTemplate;
+  /** Null for signing providers: their kind works from the record's config. */
+  template: InjectionTemplate | null;
 }
 
 interface Row {
@@ -129,7 +130,7 @@ export class AuthRecordRepo {
       sealed: sealed.sealed,
       provider: fromCatalog?.provider ?? null,
       label: fromCatalog?.label ?? null,
-      template: fromCatalog ? JSON.stringify(fromCatalog.template) : null,
+      template: fromCatalog?.template ? JSON.stringify(fromCatalog.template) : null,
       config: credential.config ? JSON.stringify(credential.config) : null,
       now: nowIso(),
     });

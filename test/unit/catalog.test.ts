@@ -27,14 +27,23 @@ describe('the built-in catalog', () => {
     expect(Array.isArray(buildCatalog([]))).toBe(false);
   });
 
-  it('every template references only declared fields', () => {
+  it('every entry has a kind; signing ones sign, the others inject', () => {
     for (const p of builtIn) {
-      if (p.kind === 'oauth2' || !p.inject) continue;
+      expect(['api_key', 'signing', 'oauth2'], p.provider).toContain(p.kind);
+      expect(p.kind === 'signing' ? p.sign : p.kind === 'oauth2' ? p.oauth2 : p.inject, p.provider).toBeTruthy();
+    }
+    const signing = builtIn.filter((p) => p.kind === 'signing').map((p) => p.provider);
+    expect(signing.sort()).toEqual(['aws', 'binance', 'coinbase-exchange', 'kraken', 'okx']);
+  });
+
+  it('every template references only declared fields', () => {
+    for (const p of builtIn.filter((e) => e.kind === 'api_key')) {
       const declared = new Set([...p.requiredFields, ...p.optionalFields]);
+      const inject = p.inject ?? {};
       const templates = [
-        ...Object.values(p.inject.headers ?? {}),
-        ...Object.values(p.inject.query ?? {}),
-        ...(p.inject.basic ? [p.inject.basic.username, p.inject.basic.password] : []),
+        ...Object.values(inject.headers ?? {}),
+        ...Object.values(inject.query ?? {}),
+        ...(inject.basic ? [inject.basic.username, inject.basic.password] : []),
         p.probe?.path ?? '',
       ];
       for (const t of templates) for (const f of placeholders(t)) expect(declared.has(f), `${p.provider}: {{${f}}}`).toBe(true);

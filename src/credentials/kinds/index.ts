@@ -3,6 +3,8 @@ import type { AuthType } from '../auth-types.js';
 import type { CredentialKind } from '../kind.js';
 import { staticKind } from './static.js';
 import { tokenKind } from './tokens.js';
+import { awsSigV4Kind } from './aws-sigv4.js';
+import { hmacKind } from './hmac.js';
 
 const KINDS = new Map<AuthType, CredentialKind>([
   ['NO_AUTH', staticKind('NO_AUTH')],
@@ -13,6 +15,8 @@ const KINDS = new Map<AuthType, CredentialKind>([
   ['OAUTH2_REFRESH_TOKEN', tokenKind('OAUTH2_REFRESH_TOKEN')],
   ['GOOGLE_SERVICE_ACCOUNT', tokenKind('GOOGLE_SERVICE_ACCOUNT')],
   ['GITHUB_APP', tokenKind('GITHUB_APP')],
+  ['AWS_SIGV4', awsSigV4Kind],
+  ['HMAC', hmacKind],
 ]);
 
 export function kindOf(type: AuthType): CredentialKind {

@@ -1,0 +1,168 @@
+/**
+ * AWS Signature Version 4 over the exact request latchkey sends: pure
+ * functions, tested against AWS's published test-suite vectors.
+ *
+ * Written here rather than taken from @smithy/signature-v4 because the
+ * signature must cover the bytes on the wire as they are (raw path and query,
+ * the buffered body), and that library re-encodes a parsed query, needs the
+ * Host header handed to it, and turns a streamed body into UNSIGNED-PAYLOAD
+ * without saying so. The canonical request is about eighty lines.
+ */
+import { createHash, createHmac } from 'node:crypto';
+
+export const ALGORITHM = 'AWS4-HMAC-SHA256';
+export const EMPTY_SHA256 = 'e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855';
+/** Payload hashes a client may declare so its body streams through unread (S3 accepts them). */
+export const UNSIGNED_PAYLOADS = new Set(['UNSIGNED-PAYLOAD', 'STREAMING-UNSIGNED-PAYLOAD-TRAILER']);
+
+/**
+ * Never signed: they are per-hop, added or rewritten on the way, or carry the
+ * signature itself (the same list the AWS SDKs use).
+ */
+const UNSIGNABLE = new Set([
+  'authorization',
+  'cache-control',
+  'connection',
+  'expect',
+  'from',
+  'keep-alive',
+  'max-forwards',
+  'pragma',
+  'referer',
+  'te',
+  'trailer',
+  'transfer-encoding',
+  'upgrade',
+  'user-agent',
+  'x-amzn-trace-id',
+]);
+
+export interface SigningRequest {
+  method: string;
+  /** The path as sent (percent-encoded), without the query. */
+  path: string;
+  /** The raw query string as sent, without "?". */
+  query: string;
+  /** Lower-case names; `host` included. */
+  headers: Record<string, string | string[]>;
+  payloadHash: string;
+}
+
+export interface Scope {
+  date: string;
+  region: string;
+  service: string;
+}
+
+/** RFC 3986 unreserved characters stay; every other UTF-8 byte becomes %XX (upper-case). */
+export function uriEncode(value: string): string {
+  return encodeURIComponent(value).replace(/[!'()*]/g, (c) => `%${c.charCodeAt(0).toString(16).toUpperCase()}`);
+}
+
+function decode(value: string): string {
+  try {
+    return decodeURIComponent(value);
+  } catch {
+    return value;
+  }
+}
+
+/** Dot segments resolved and empty segments dropped, as AWS services (but not S3) canonicalise a path. */
+export function normalizePath(path: string): string {
+  if (path === '') return '/';
+  const out: string[] = [];
+  for (const seg of path.split('/')) {
+    if (seg === '' || seg === '.') continue;
+    if (seg === '..') out.pop();
+    else out.push(seg);
+  }
+  const trailing = path.endsWith('/') && out.length > 0 ? '/' : '';
+  return `/${out.join('/')}${trailing}`;
+}
+
+/**
+ * S3 signs the path exactly as sent. Every other service signs the
+ * normalised path with each segment encoded once more (so an encoded "%2F"
+ * becomes "%252F"): that is AWS's rule, not a double-encoding bug.
+ */
+export function canonicalUri(path: string, service: string): string {
+  if (service === 's3') return path === '' ? '/' : path;
+  return normalizePath(path)
+    .split('/')
+    .map((seg) => uriEncode(seg))
+    .join('/');
+}
+
+/** Each name and value decoded, then encoded the AWS way, sorted by name then value. */
+export function canonicalQuery(query: string): string {
+  if (query === '') return '';
+  const pairs: Array<[string, string]> = [];
+  for (const part of query.split('&')) {
+    if (part === '') continue;
+    const eq = part.indexOf('=');
+    const name = eq < 0 ? part : part.slice(0, eq);
+    const value = eq < 0 ? '' : part.slice(eq + 1);
+    pairs.push([uriEncode(decode(name)), uriEncode(decode(value))]);
+  }
+  pairs.sort((a, b) => (a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : a[1] < b[1] ? -1 : a[1] > b[1] ? 1 : 0));
+  return pairs.map(([n, v]) => `${n}=${v}`).join('&');
+}
+
+const trimValue = (v: string): string => v.trim().replace(/\s+/g, ' ');
+
+/** The headers signed: every header present except the unsignable ones, names sorted. */
+export function canonicalHeaders(headers: Record<string, string | string[]>): { canonical: string; signed: string } {
+  const names = Object.keys(headers)
+    .map((n) => n.toLowerCase())
+    .filter((n) => !UNSIGNABLE.has(n))
+    .sort();
+  const lines = names.map((n) => {
+    const v = headers[n] as string | string[];
+    return `${n}:${Array.isArray(v) ? v.map(trimValue).join(',') : trimValue(v)}\n`;
+  });
+  return { canonical: lines.join(''), signed: names.join(';') };
+}
+
+export function canonicalRequest(req: SigningRequest, service: string): { text: string; signedHeaders: string } {
+  const { canonical, signed } = canonicalHeaders(req.headers);
+  const text = [req.method.toUpperCase(), canonicalUri(req.path, service), canonicalQuery(req.query), canonical, signed, req.payloadHash].join(
+    '\n',
+  );
+  return { text, signedHeaders: signed };
+}
+
+export const sha256Hex = (data: string | Buffer): string => createHash('sha256').update(data).digest('hex');
+const hmac = (key: string | Buffer, data: string): Buffer => createHmac('sha256', key).update(data, 'utf8').digest();
+
+/** `YYYYMMDDTHHMMSSZ` for a time in ms. */
+export function amzDate(ms: number): string {
+  return new Date(ms).toISOString().replace(/[-:]/g, '').replace(/\.\d{3}/, '');
+}
+
+export function scopeString(s: Scope): string {
+  return `${s.date}/${s.region}/${s.service}/aws4_request`;
+}
+
+export function stringToSign(amzDateTime: string, scope: Scope, canonical: string): string {
+  return `${ALGORITHM}\n${amzDateTime}\n${scopeString(scope)}\n${sha256Hex(canonical)}`;
+}
+
+export function signingKey(secretAccessKey: string, scope: Scope): Buffer {
+  const kDate = hmac(`AWS4${secretAccessKey}`, scope.date);
+  return hmac(hmac(hmac(kDate, scope.region), scope.service), 'aws4_request');
+}
+
+export function signature(key: Buffer, toSign: string): string {
+  return createHmac('sha256', key).update(toSign, 'utf8').digest('hex');
+}
+
+export function authorizationHeader(accessKeyId: string, scope: Scope, signedHeaders: string, sig: string): string {
+  return `${ALGORITHM} Credential=${accessKeyId}/${scopeString(scope)}, SignedHeaders=${signedHeaders}, Signature=${sig}`;
+}
+
+/** The region and service of a client's own (dummy) SigV4 Authorization header, if it has one. */
+export function clientScope(authorization: string | undefined): { region: string; service: string } | null {
+  if (!authorization) return null;
+  const m = /Credential=[^/,\s]*\/\d{8}\/([^/,\s]+)\/([^/,\s]+)\/aws4_request/.exec(authorization);
+  return m ? { region: m[1] as string, service: m[2] as string } : null;
+}
