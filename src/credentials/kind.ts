@@ -30,6 +30,12 @@ export interface OutgoingRequest {
   /** Lower-case names; the injector may set, replace or delete. */
   headers: Record<string, string | string[]>;
   /**
+   * The headers the client sent, before latchkey removed its key and hop-by-hop
+   * headers (read-only): e.g. the region in an SDK's own dummy signature.
+   * Never copy a value from here into the request without checking it.
+   */
+  readonly clientHeaders: Readonly<Record<string, string | string[] | undefined>>;
+  /**
    * The exact body bytes sent, when the injector's needsBody applied to this
    * call; an empty buffer when the call has no body. Null when the body
    * streams through unread.

@@ -62,6 +62,7 @@ export async function applyInjector(auth: AuthPlan, up: UpstreamRequest, source:
     host: hostOf(up.origin),
     path: up.path,
     headers: up.headers,
+    clientHeaders: source && !Buffer.isBuffer(source) ? source.headers : {},
     get body() {
       return body;
     },

@@ -10,7 +10,7 @@ const templateOf = (provider: string): HmacTemplate => catalog.find((p) => p.pro
 const deps = { maxBodyBytes: 1024 };
 
 function outgoing(method: string, path: string, body: string, now: number): OutgoingRequest {
-  return { method, origin: 'https://api.example.com', host: 'api.example.com', path, headers: {}, body: Buffer.from(body), now, addSecret: () => undefined };
+  return { method, origin: 'https://api.example.com', host: 'api.example.com', path, headers: {}, clientHeaders: {}, body: Buffer.from(body), now, addSecret: () => undefined };
 }
 
 describe('published worked examples, signed with the catalog templates', () => {

@@ -101,7 +101,8 @@ export function sigv4Injector(
     needsBody: { maxBytes: deps.maxBodyBytes, when: (req) => !streams(req) },
     apply(req) {
       const h = req.headers;
-      const fromClient = clientScope(first(h.authorization));
+      // The SDK's own signature was removed with the latchkey key it carried; its scope is still worth reading.
+      const fromClient = clientScope(first(h.authorization) ?? first(req.clientHeaders.authorization));
       const region = config.region ?? fromClient?.region;
       const service = config.service ?? fromClient?.service;
       if (!region || !service) {
