@@ -122,6 +122,11 @@ async function extraRows(proxy: string, adminUrl: string, upstreamUrl: string, p
     oauth2: { tokenUrl: `${upstreamUrl}/oauth/token`, clientId: 'bench', clientSecret: 'bench-secret' },
   });
   await measure('latchkey, OAuth2 client credentials token', { origin: proxy, path: '/bench-oauth/v1/items', headers: bearer });
+  // AWS Signature V4 re-signing each GET (goal: at least 0.8 x the bearer row).
+  await admin('/v1/integrations', { integrationId: 'bench-aws', baseUrl: upstreamUrl });
+  const aws = { accessKeyId: 'AKIDBENCH', secretAccessKey: 'bench-secret', region: 'us-east-1', service: 's3' };
+  await admin('/v1/integrations/bench-aws/auth', { authType: 'AWS_SIGV4', aws });
+  await measure('latchkey, AWS SigV4 signing', { origin: proxy, path: '/bench-aws/v1/items', headers: bearer });
   const tls = await start([join(here, 'upstream-tls.js'), pki.key, pki.cert], (l) => 'port' in l);
   await admin('/v1/integrations', { integrationId: 'tls', baseUrl: `https://127.0.0.1:${tls.port}` });
   await admin('/v1/integrations/tls/auth', { authType: 'BEARER_TOKEN', token: 'bench-token' });

@@ -8,7 +8,7 @@
  * Host header handed to it, and turns a streamed body into UNSIGNED-PAYLOAD
  * without saying so. The canonical request is about eighty lines.
  */
-import { createHash, createHmac } from 'node:crypto';
+import { createHmac, hash } from 'node:crypto';
 
 export const ALGORITHM = 'AWS4-HMAC-SHA256';
 export const EMPTY_SHA256 = 'e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855';
@@ -108,12 +108,16 @@ export function canonicalQuery(query: string): string {
   return pairs.map(([n, v]) => `${n}=${v}`).join('&');
 }
 
-const trimValue = (v: string): string => v.trim().replace(/\s+/g, ' ');
+/** Trimmed, inner runs of spaces collapsed to one (the regex only runs when there is such a run). */
+const trimValue = (v: string): string => {
+  const t = v.trim();
+  return /\s\s|[\t\r\n]/.test(t) ? t.replace(/\s+/g, ' ') : t;
+};
 
 /** The headers signed: every header present except the unsignable ones, names sorted. */
 export function canonicalHeaders(headers: Record<string, string | string[]>): { canonical: string; signed: string } {
+  // Names are already lower case (the request's headers are kept that way).
   const names = Object.keys(headers)
-    .map((n) => n.toLowerCase())
     .filter((n) => !UNSIGNABLE.has(n))
     .sort();
   const lines = names.map((n) => {
@@ -131,12 +135,14 @@ export function canonicalRequest(req: SigningRequest, service: string): { text: 
   return { text, signedHeaders: signed };
 }
 
-export const sha256Hex = (data: string | Buffer): string => createHash('sha256').update(data).digest('hex');
+// One-shot hash(): no Hash object per call (about a third of the cost on the hot path).
+export const sha256Hex = (data: string | Buffer): string => hash('sha256', data, 'hex');
 const hmac = (key: string | Buffer, data: string): Buffer => createHmac('sha256', key).update(data, 'utf8').digest();
 
 /** `YYYYMMDDTHHMMSSZ` for a time in ms. */
 export function amzDate(ms: number): string {
-  return new Date(ms).toISOString().replace(/[-:]/g, '').replace(/\.\d{3}/, '');
+  const iso = new Date(ms).toISOString();
+  return `${iso.slice(0, 4)}${iso.slice(5, 7)}${iso.slice(8, 13)}${iso.slice(14, 16)}${iso.slice(17, 19)}Z`;
 }
 
 export function scopeString(s: Scope): string {
@@ -152,8 +158,17 @@ export function signingKey(secretAccessKey: string, scope: Scope): Buffer {
   return hmac(hmac(hmac(kDate, scope.region), scope.service), 'aws4_request');
 }
 
+/** HMAC-SHA256 under one derived signing key. */
+export class Signer {
+  constructor(private readonly key: Buffer) {}
+
+  sign(toSign: string): string {
+    return createHmac('sha256', this.key).update(toSign, 'utf8').digest('hex');
+  }
+}
+
 export function signature(key: Buffer, toSign: string): string {
-  return createHmac('sha256', key).update(toSign, 'utf8').digest('hex');
+  return new Signer(key).sign(toSign);
 }
 
 export function authorizationHeader(accessKeyId: string, scope: Scope, signedHeaders: string, sig: string): string {

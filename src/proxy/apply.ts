@@ -43,8 +43,13 @@ export function hasBody(req: IncomingMessage): boolean {
   return req.headers['transfer-encoding'] !== undefined || (len !== undefined && len !== '0');
 }
 
-/** The Host header undici sends for an origin: the scheme's default port is left out. */
-export const hostOf = (origin: string): string => new URL(origin).host;
+/** The Host header undici sends for an origin (`scheme://host[:port]`, as build makes it): a default port is left out. */
+export function hostOf(origin: string): string {
+  const https = origin.startsWith('https://');
+  const host = origin.slice(https ? 8 : 7).toLowerCase();
+  const defaultPort = https ? ':443' : ':80';
+  return host.endsWith(defaultPort) ? host.slice(0, -defaultPort.length) : host;
+}
 
 /**
  * Applies the plan's injector to `up` in place and returns the secret values
@@ -75,10 +80,10 @@ export async function applyInjector(auth: AuthPlan, up: UpstreamRequest, source:
   if (need && (need.when?.(out) ?? true)) {
     if (Buffer.isBuffer(source)) body = source;
     else if (source && hasBody(source)) body = await readBounded(source, need.maxBytes);
-    else body = Buffer.alloc(0);
-    if (body.length > need.maxBytes) throw tooLarge(need.maxBytes);
+    if (body && body.length > need.maxBytes) throw tooLarge(need.maxBytes);
     // The bytes that were hashed are the bytes sent: forward uses this buffer, not the stream.
-    up.body = body;
+    if (body) up.body = body;
+    else body = Buffer.alloc(0);
   }
   await injector.apply(out);
   up.path = out.path;

@@ -15,7 +15,7 @@ import {
   canonicalRequest,
   clientScope,
   sha256Hex,
-  signature,
+  Signer,
   signingKey,
   stringToSign,
   type Scope,
@@ -75,18 +75,33 @@ const first = (v: string | string[] | undefined): string | undefined => (Array.i
 
 /** Scope keys are derived once per day, region and service, not per call. */
 class KeyCache {
-  private key: Buffer | null = null;
+  private signer: Signer | null = null;
   private at = '';
 
   constructor(private readonly secret: string) {}
 
-  get(scope: Scope): Buffer {
+  get(scope: Scope): Signer {
     const id = `${scope.date}/${scope.region}/${scope.service}`;
-    if (this.key === null || this.at !== id) {
-      this.key = signingKey(this.secret, scope);
+    if (this.signer === null || this.at !== id) {
+      this.signer = new Signer(signingKey(this.secret, scope));
       this.at = id;
     }
-    return this.key;
+    return this.signer;
+  }
+}
+
+/** X-Amz-Date changes once a second: formatted once a second. */
+class Clock {
+  private second = -1;
+  private text = '';
+
+  at(ms: number): string {
+    const s = Math.floor(ms / 1000);
+    if (s !== this.second) {
+      this.second = s;
+      this.text = amzDate(ms);
+    }
+    return this.text;
   }
 }
 
@@ -96,6 +111,7 @@ export function sigv4Injector(
   deps: KindDeps,
 ): Injector {
   const keys = new KeyCache(fields.secretAccessKey);
+  const clock = new Clock();
   const streams = (req: OutgoingRequest): boolean => UNSIGNED_PAYLOADS.has(first(req.headers['x-amz-content-sha256']) ?? '');
   return {
     needsBody: { maxBytes: deps.maxBodyBytes, when: (req) => !streams(req) },
@@ -130,7 +146,7 @@ export function sigv4Injector(
         // S3 requires the header; other services take the hash from the canonical request alone.
         if (declared !== undefined || service === 's3') h['x-amz-content-sha256'] = payloadHash;
       }
-      const time = amzDate(req.now);
+      const time = clock.at(req.now);
       h['x-amz-date'] = time;
       if (fields.sessionToken) h['x-amz-security-token'] = fields.sessionToken;
       h.host = req.host;
@@ -142,7 +158,7 @@ export function sigv4Injector(
       );
       // undici sets Host from the origin, and refuses a second one: it was signed, now it goes.
       delete h.host;
-      const sig = signature(keys.get(scope), stringToSign(time, scope, text));
+      const sig = keys.get(scope).sign(stringToSign(time, scope, text));
       h.authorization = authorizationHeader(fields.accessKeyId, scope, signedHeaders, sig);
     },
   };
