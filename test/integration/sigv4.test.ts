@@ -147,6 +147,37 @@ describe('an unmodified AWS SDK v3 S3 client through latchkey', () => {
   }, 60_000);
 });
 
+describe('Python botocore as the client (what boto3 and the AWS CLI run on)', () => {
+  it('put_object and get_object through latchkey with dummy credentials and path-style addressing', async () => {
+    const script = `
+import os, botocore.session
+from botocore.config import Config
+s = botocore.session.get_session()
+c = s.create_client('s3', region_name='us-east-1', endpoint_url=os.environ['ENDPOINT'],
+    aws_access_key_id=os.environ['LK_KEY'], aws_secret_access_key='dummy',
+    config=Config(s3={'addressing_style': 'path'}, retries={'max_attempts': 1}))
+c.put_object(Bucket='py', Key='from python.txt', Body=b'hello from botocore')
+print(c.get_object(Bucket='py', Key='from python.txt')['Body'].read().decode())
+`;
+    // Asynchronously: latchkey runs in this process and must keep serving while Python waits.
+    const { execFile } = await import('node:child_process');
+    const out = await new Promise<string>((resolve, reject) =>
+      execFile(
+        '/usr/bin/python3',
+        ['-c', script],
+        { env: { PATH: process.env.PATH ?? '', ENDPOINT: `${lk.proxyUrl}/s3`, LK_KEY: lk.adminKey }, encoding: 'utf8' },
+        (err, stdout, stderr) => (err ? reject(new Error(`${err.message}\n${stderr}`)) : resolve(stdout)),
+      ),
+    );
+    expect(out.trim()).toBe('hello from botocore');
+    const seen = (await s3up.log()).slice(-2);
+    expect(seen.map((e) => [e.method, e.path.split('?')[0], e.ok])).toEqual([
+      ['PUT', '/py/from%20python.txt', true],
+      ['GET', '/py/from%20python.txt', true],
+    ]);
+  });
+});
+
 describe('other shapes and failures', () => {
   it('a JSON POST to a non-S3 service: the body is hashed into the signature', async () => {
     const body = JSON.stringify({ TableName: 'things' });
