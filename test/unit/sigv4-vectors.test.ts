@@ -71,3 +71,14 @@ describe('SigV4 against the AWS test suite', () => {
     expect(clientScope('Bearer x')).toBeNull();
   });
 });
+
+describe('Signer', () => {
+  it('equals node:crypto HMAC-SHA256 on the fast path and the fallback', async () => {
+    const { createHmac } = await import('node:crypto');
+    const { Signer } = await import('../../src/credentials/sigv4.js');
+    const key = signingKey(SECRET, SCOPE);
+    for (const msg of ['', 'AWS4-HMAC-SHA256\n20150830T123600Z', 'é non-ASCII', 'x'.repeat(2000)]) {
+      expect(new Signer(key).sign(msg)).toBe(createHmac('sha256', key).update(msg, 'utf8').digest('hex'));
+    }
+  });
+});
