@@ -11,7 +11,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startLatchkey, type TestLatchkey } from '../helpers/latchkey.js';
 import { startUpstream, type Upstream } from '../helpers/upstream.js';
-import { call } from '../helpers/http.js';
+import { basic, call, viaForwardProxy } from '../helpers/http.js';
 import { tmpDir } from '../helpers/tmp.js';
 import { builtInCatalogPath, type ProviderEntry } from '../../src/catalog/catalog.js';
 
@@ -201,6 +201,23 @@ describe('catalog signing providers', () => {
     expect(b.signature).toBe(a.signature);
     await proxied('kraken', '/0/private/Balance', { method: 'POST', body: body.replace('1700000000001', '1700000000002') });
     expect((verdicts.at(-1) as Verdict).signature).not.toBe(a.signature);
+  });
+
+  it('header mode and forward-proxy mode are signed the same way', async () => {
+    const viaHeader = await call(`${lk.proxyUrl}/api/v5/account/balance?ccy=ETH`, {
+      headers: { 'x-latchkey-integration': 'okx', 'x-latchkey-key': lk.adminKey },
+    });
+    expect(viaHeader.status, viaHeader.text).toBe(200);
+    expect(verdicts.at(-1)).toMatchObject({ provider: 'okx', ok: true });
+    const okx = ups.get('okx') as Upstream;
+    const forward = await viaForwardProxy(lk.proxyUrl, `${okx.url}/api/v5/account/balance?ccy=SOL`, {
+      method: 'POST',
+      body: '{"x":1}',
+      headers: { 'proxy-authorization': basic('okx', lk.adminKey), 'content-type': 'application/json' },
+    });
+    expect(forward.status, forward.text).toBe(200);
+    expect(verdicts.at(-1)).toMatchObject({ provider: 'okx', ok: true });
+    expect(okx.seen.at(-1)?.url).toBe('/api/v5/account/balance?ccy=SOL');
   });
 
   it("a client's dummy signature and timestamp are replaced; its latchkey key may sit in the API-key header", async () => {
