@@ -4,7 +4,7 @@
  * in the route handlers. `description` holds the problem text for a pattern.
  */
 import { HEADER_VALUE_PATTERN, HEADER_VALUE_PROBLEM, MAX_STATIC_HEADERS, TOKEN_PATTERN } from '../credentials/headers.js';
-import { kindBodyFields } from '../credentials/kinds/index.js';
+import { kindBodySchemas } from '../credentials/kinds/index.js';
 
 export const INTEGRATION_ID_PATTERN = '^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$';
 const INTEGRATION_ID = new RegExp(INTEGRATION_ID_PATTERN);
@@ -93,7 +93,7 @@ const credentialFields = {
   apiKey: apiKeyObject,
   headers: headersSchema,
   // Each further kind checks its own object (credentials/kinds/*): only its shape is fixed here.
-  ...Object.fromEntries(kindBodyFields().map((f) => [f, { type: 'object' }])),
+  ...kindBodySchemas(),
 } as const;
 
 export const createAuthBody = {

@@ -116,6 +116,8 @@ export interface CredentialKind {
    * property (`aws`, `hmac`, `oauth2`...), parsed and patched by the kind itself.
    */
   readonly field?: string;
+  /** JSON Schema of that property for the admin API description; the kind's parse() does the real checking. */
+  readonly bodySchema?: Record<string, unknown>;
   /** Create: the body's `field` value; a problem is a detail naming the field (400 VALIDATION_ERROR). */
   parse?(input: unknown, problems: ErrorDetail[]): ParsedCredential;
   /** PATCH: given keys change, the rest stay. */

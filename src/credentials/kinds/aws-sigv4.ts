@@ -167,6 +167,17 @@ export function sigv4Injector(
 export const awsSigV4Kind: CredentialKind = {
   type: 'AWS_SIGV4',
   field: 'aws',
+  bodySchema: {
+    type: 'object',
+    description: 'AWS_SIGV4 credential: keys and token are sealed; region and service are shown. null removes an optional field (PATCH).',
+    properties: {
+      accessKeyId: { type: 'string' },
+      secretAccessKey: { type: 'string' },
+      sessionToken: { type: ['string', 'null'] },
+      region: { type: ['string', 'null'] },
+      service: { type: ['string', 'null'] },
+    },
+  },
   parse(input, problems) {
     const obj = asObject(input, problems);
     if (!obj) return { secrets: {}, config: null };

@@ -184,6 +184,14 @@ const templateOf = (config: Readonly<Record<string, unknown>> | null): HmacTempl
 export const hmacKind: CredentialKind = {
   type: 'HMAC',
   field: 'hmac',
+  bodySchema: {
+    type: 'object',
+    description: 'HMAC credential: fields (all sealed) and the signing template (shown); see docs/signing.md.',
+    properties: {
+      fields: { type: 'object', additionalProperties: { type: 'string' } },
+      template: { type: 'object' },
+    },
+  },
   parse: (input, problems) => parseHmac(input, problems),
   patch: (current, input, problems) => parseHmac(input, problems, current),
   // The template names fields; the fields' values are sealed and never shown.

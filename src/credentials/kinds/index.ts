@@ -29,3 +29,8 @@ export function kindOf(type: AuthType): CredentialKind {
 export function kindBodyFields(): string[] {
   return [...KINDS.values()].flatMap((k) => (k.field ? [k.field] : []));
 }
+
+/** Those properties' schemas, for the admin API's request bodies and its OpenAPI description. */
+export function kindBodySchemas(): Record<string, Record<string, unknown>> {
+  return Object.fromEntries([...KINDS.values()].flatMap((k) => (k.field ? [[k.field, k.bodySchema ?? { type: 'object' }]] : [])));
+}
