@@ -106,6 +106,8 @@ export async function reapplyAfter401(auth: AuthPlan, up: UpstreamRequest, now =
     host: hostOf(up.origin),
     path: up.path,
     headers: up.headers,
+    // The client's original headers are not kept for a replay: a token kind does not read them.
+    clientHeaders: {},
     body: up.body ?? null,
     now,
     addSecret: (value) => {
