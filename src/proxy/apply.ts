@@ -52,6 +52,29 @@ export function hostOf(origin: string): string {
 }
 
 /**
+ * The request an injector edits: a view over `up` (path and headers are
+ * written back by the caller), with the body read through `body`, and every
+ * secret the injector adds collected in `added`.
+ */
+function outgoing(up: UpstreamRequest, clientHeaders: OutgoingRequest['clientHeaders'], body: () => Buffer | null, now: number, added: string[]): OutgoingRequest {
+  return {
+    method: up.method,
+    origin: up.origin,
+    host: hostOf(up.origin),
+    path: up.path,
+    headers: up.headers,
+    clientHeaders,
+    get body() {
+      return body();
+    },
+    now,
+    addSecret: (value) => {
+      if (value) added.push(value);
+    },
+  };
+}
+
+/**
  * Applies the plan's injector to `up` in place and returns the secret values
  * the call carries (the plan's, plus any the injector added). A static plan
  * returns at once.
@@ -61,21 +84,7 @@ export async function applyInjector(auth: AuthPlan, up: UpstreamRequest, source:
   if (!injector) return auth.secrets as string[];
   const added: string[] = [];
   let body: Buffer | null = null;
-  const out: OutgoingRequest = {
-    method: up.method,
-    origin: up.origin,
-    host: hostOf(up.origin),
-    path: up.path,
-    headers: up.headers,
-    clientHeaders: source && !Buffer.isBuffer(source) ? source.headers : {},
-    get body() {
-      return body;
-    },
-    now,
-    addSecret: (value) => {
-      if (value) added.push(value);
-    },
-  };
+  const out = outgoing(up, source && !Buffer.isBuffer(source) ? source.headers : {}, () => body, now, added);
   const need = injector.needsBody;
   if (need && (need.when?.(out) ?? true)) {
     if (Buffer.isBuffer(source)) body = source;
@@ -100,20 +109,8 @@ export async function reapplyAfter401(auth: AuthPlan, up: UpstreamRequest, now =
   const injector = auth.injector;
   if (!injector?.onUnauthorized) return null;
   const added: string[] = [];
-  const out: OutgoingRequest = {
-    method: up.method,
-    origin: up.origin,
-    host: hostOf(up.origin),
-    path: up.path,
-    headers: up.headers,
-    // The client's original headers are not kept for a replay: a token kind does not read them.
-    clientHeaders: {},
-    body: up.body ?? null,
-    now,
-    addSecret: (value) => {
-      if (value) added.push(value);
-    },
-  };
+  // The client's original headers are not kept for a replay: a token kind does not read them.
+  const out = outgoing(up, {}, () => up.body ?? null, now, added);
   if (!(await injector.onUnauthorized(out))) return null;
   up.path = out.path;
   up.headers = out.headers;
