@@ -14,7 +14,10 @@ export async function seedIntegrations(dbPath: string, masterKeyFile: string, co
       for (let i = 0; i < count; i++) {
         const integrationId = `i${i}`;
         store.integrations.create({ integrationId, name: integrationId, baseUrl, allowedHosts: null, headers: [] });
-        store.authRecords.create(integrationId, 'BEARER_TOKEN', [], { secrets: { token: `token-${i}` }, apiKey: null });
+        // A realistic token length (40 characters, like a GitHub or OpenAI key): a token under
+        // 8 characters is not redacted, and every row must pay the same response redaction.
+        const token = `tok_${String(i).padStart(8, '0')}_${'s'.repeat(27)}`;
+        store.authRecords.create(integrationId, 'BEARER_TOKEN', [], { secrets: { token }, apiKey: null });
       }
     })();
   } finally {
