@@ -100,6 +100,7 @@ export async function redactionInProcess(): Promise<{ off: number; on: number }>
   const { loadConfig } = await import('../src/config/load.js');
   const { createLogger } = await import('../src/log.js');
   const { startApp } = await import('../src/app.js');
+  const { benchEnv } = await import('./seed.js');
   const body = Buffer.from('{"ok":true}');
   const up = http.createServer((req, res) => {
     req.resume();
@@ -109,14 +110,7 @@ export async function redactionInProcess(): Promise<{ off: number; on: number }>
   await new Promise<void>((r) => up.listen(0, '127.0.0.1', () => r()));
   const dir = mkdtempSync(join(tmpdir(), 'latchkey-redaction-'));
   const adminKey = `lk_${'r'.repeat(43)}`;
-  const config = loadConfig({
-    LATCHKEY_DB: join(dir, 'latchkey.db'),
-    LATCHKEY_MASTER_KEY_FILE: join(dir, 'master.key'),
-    LATCHKEY_PROXY_ADDR: '127.0.0.1:0',
-    LATCHKEY_ADMIN_ADDR: '127.0.0.1:0',
-    LATCHKEY_ADMIN_KEY: adminKey,
-    LATCHKEY_LOG_LEVEL: 'info',
-  });
+  const config = loadConfig(benchEnv(dir, adminKey));
   const app = await startApp(config, createLogger('info', new Writable({ write: (_c, _e, cb) => cb() })));
   const port = (up.address() as { port: number }).port;
   for (const [id, redactResponses] of [['on', true], ['off', false]] as const) {

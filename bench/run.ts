@@ -25,7 +25,7 @@ import { load, touchAll, USE_WRK, type LoadResult, type Target } from './load.js
 import { ensureNginx, startNginx } from './nginx.js';
 import { rss, transfer } from './transfer.js';
 import { buildTrail, timeAuditReads } from './audit-trail.js';
-import { seedIntegrations } from './seed.js';
+import { benchEnv, seedIntegrations } from './seed.js';
 import { leafMintMs, makeBenchPki, tunnelRows } from './connect.js';
 import { redactionInProcess } from './redaction.js';
 
@@ -82,15 +82,7 @@ async function stop(pid: number): Promise<void> {
 async function latchkey(name: string, extra: Record<string, string> = {}) {
   const dir = join(workDir, name);
   mkdirSync(dir, { recursive: true });
-  const env = {
-    LATCHKEY_DB: join(dir, 'latchkey.db'),
-    LATCHKEY_MASTER_KEY_FILE: join(dir, 'master.key'),
-    LATCHKEY_PROXY_ADDR: '127.0.0.1:0',
-    LATCHKEY_ADMIN_ADDR: '127.0.0.1:0',
-    LATCHKEY_ADMIN_KEY: adminKey,
-    LATCHKEY_LOG_LEVEL: 'info',
-    ...extra,
-  };
+  const env = benchEnv(dir, adminKey, extra);
   return { dir, env, run: () => start([cli, 'serve'], (l) => l.msg === 'listening', env) };
 }
 

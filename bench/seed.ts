@@ -3,8 +3,26 @@
  * auth record, through the store itself (sealed as latchkey seals them), in
  * one transaction. `node dist/bench/seed.js DB MASTER_KEY_FILE N UPSTREAM_URL`
  */
+import { join } from 'node:path';
 import { initSodium } from '../src/crypto/seal.js';
 import { Store } from '../src/store/store.js';
+
+/** The environment of a bench latchkey: database and key file in `dir`, both listeners on port 0. */
+export function benchEnv(
+  dir: string,
+  adminKey: string,
+  extra: Record<string, string> = {},
+): Record<string, string> & { LATCHKEY_DB: string; LATCHKEY_MASTER_KEY_FILE: string } {
+  return {
+    LATCHKEY_DB: join(dir, 'latchkey.db'),
+    LATCHKEY_MASTER_KEY_FILE: join(dir, 'master.key'),
+    LATCHKEY_PROXY_ADDR: '127.0.0.1:0',
+    LATCHKEY_ADMIN_ADDR: '127.0.0.1:0',
+    LATCHKEY_ADMIN_KEY: adminKey,
+    LATCHKEY_LOG_LEVEL: 'info',
+    ...extra,
+  };
+}
 
 export async function seedIntegrations(dbPath: string, masterKeyFile: string, count: number, baseUrl: string): Promise<void> {
   await initSodium();
