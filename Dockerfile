@@ -30,5 +30,5 @@ VOLUME ["/data"]
 EXPOSE 7480 7481
 HEALTHCHECK --interval=15s --timeout=3s --start-period=10s --retries=3 \
   CMD node -e "fetch('http://127.0.0.1:7481/healthz').then(r=>process.exit(r.ok?0:1),()=>process.exit(1))"
-ENTRYPOINT ["node", "dist/src/cli.js"]
+ENTRYPOINT ["node", "--max-semi-space-size=64", "dist/src/cli.js"]
 CMD ["serve"]

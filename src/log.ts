@@ -67,10 +67,70 @@ export function createLogger(level: string, destination?: DestinationStream, opt
  * interleave; alone, writes of up to 64 KiB cost fewer system calls.
  */
 function bufferedStdout(shared: boolean): DestinationStream {
-  const sizes = shared ? { minLength: 3072, maxWrite: 4096 } : { minLength: 16 * 1024, maxWrite: 64 * 1024 };
-  const dest = pino.destination({ fd: 1, sync: false, ...sizes, maxLength: 16 * 1024 * 1024 });
-  setInterval(() => dest.flush(), 250).unref();
-  return dest;
+  const { minLength, maxWrite } = shared ? { minLength: 3072, maxWrite: 4096 } : { minLength: 16 * 1024, maxWrite: 64 * 1024 };
+  // Lines are gathered into blocks here, counting each line's bytes once; sonic-boom then writes
+  // whole blocks. (Given lines, sonic-boom re-measures its whole pending block on every append.)
+  const boom = pino.destination({ fd: 1, sync: false, minLength: 0, maxWrite, maxLength: 16 * 1024 * 1024 });
+  let block = '';
+  let bytes = 0;
+  const push = (): void => {
+    if (bytes === 0) return;
+    boom.write(block);
+    block = '';
+    bytes = 0;
+  };
+  setInterval(push, 250).unref();
+  // sonic-boom writes what it holds at exit; the block gathered here goes to it first.
+  process.once('exit', () => {
+    push();
+    try {
+      boom.flushSync();
+    } catch {
+      // stdout is gone: nothing more can be said
+    }
+  });
+  return {
+    write(line: string) {
+      const n = Buffer.byteLength(line);
+      if (bytes + n > maxWrite) push();
+      block += line;
+      bytes += n;
+      if (bytes >= minLength) push();
+    },
+    flush(cb?: (err?: Error) => void) {
+      push();
+      boom.flush(cb);
+    },
+  } as DestinationStream;
+}
+
+/** A value of a flat log record: what the hot path's lines hold. */
+export type FlatValue = string | number | boolean | null | undefined;
+
+const LEVEL_INFO = 30;
+const { chindingsSym, streamSym, timeSym } = pino.symbols;
+type PinoInternals = Record<symbol, unknown>;
+
+/**
+ * `log.info(record, msg)` for a flat record (strings, numbers, booleans,
+ * nulls; undefined fields left out), formatted by hand: the same JSON line
+ * pino writes (level, time, the logger's bindings, the fields in order, msg),
+ * to the same destination, at about a tenth of the cost. For the per-call
+ * line only, which carries no headers or bodies, so pino's redaction paths
+ * have nothing to censor in it. Keys are the caller's identifiers, never
+ * input; values go through JSON.stringify.
+ */
+export function infoFlat(log: Logger, record: Readonly<Record<string, FlatValue>>, msg: string): void {
+  if (log.levelVal > LEVEL_INFO) return;
+  const internals = log as unknown as PinoInternals;
+  let line = `{"level":30${(internals[timeSym] as () => string)()}${(internals[chindingsSym] as string | undefined) ?? ''}`;
+  for (const key in record) {
+    const v = record[key];
+    if (v === undefined) continue;
+    line += `,"${key}":${typeof v === 'string' ? JSON.stringify(v) : typeof v === 'number' && !Number.isFinite(v) ? 'null' : String(v)}`;
+  }
+  line += `,"msg":${JSON.stringify(msg)}}\n`;
+  (internals[streamSym] as DestinationStream | undefined)?.write(line);
 }
 
 /** A path with every query value replaced, for logs and the audit trail. */

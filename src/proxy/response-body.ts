@@ -4,7 +4,7 @@
  * an honest framing. Every tagging mode reaches this from forward.ts.
  */
 import type { OutgoingHttpHeaders, ServerResponse } from 'node:http';
-import { Transform, Writable, pipeline, type TransformCallback } from 'node:stream';
+import { Transform, pipeline, type TransformCallback, type Writable } from 'node:stream';
 import zlib from 'node:zlib';
 import { LatchkeyError } from '../errors.js';
 import type { Redactor, StreamRedactor } from './redact.js';
@@ -90,13 +90,34 @@ class RedactTransform extends Transform {
   }
 }
 
-export interface RedactedBody {
-  /** Where undici writes the upstream body. */
-  writable: Writable;
-  /** Settles once the client response has ended (rejects if it was cut). */
-  done: Promise<void>;
-  count: () => number;
+/**
+ * Where an upstream body goes: forward.ts writes each chunk as undici hands
+ * it over and pauses the upstream while `write` says false, until `drainer`
+ * drains. Plain answers write straight into the client response; redacted
+ * ones are buffered or streamed through a redactor first.
+ */
+export interface BodySink {
+  /** False: stop reading the upstream until `drainer` emits 'drain'. */
+  write(chunk: Buffer): boolean;
+  /** The upstream body ended. */
+  end(): void;
+  drainer: Writable | null;
+  /** Settles once the client response has ended (rejects if it was cut); null: complete once end() returned. */
+  done: Promise<void> | null;
+  /** Secrets replaced so far (headers and body). */
+  count(): number;
 }
+
+const NONE = (): number => 0;
+
+/** An answer passed through untouched: the head now, the body chunk by chunk. */
+export function plainSink(res: ServerResponse, status: number, out: OutgoingHttpHeaders): BodySink {
+  res.writeHead(status, out);
+  return { write: (chunk) => res.write(chunk), end: () => void res.end(), drainer: res, done: null, count: NONE };
+}
+
+/** A body nobody sees (a refused token's 401 that is replayed). */
+export const discardSink = (): BodySink => ({ write: () => true, end: () => undefined, drainer: null, done: null, count: NONE });
 
 function redactHeaders(out: OutgoingHttpHeaders, r: Redactor): number {
   let count = 0;
@@ -121,9 +142,6 @@ function redactHeaders(out: OutgoingHttpHeaders, r: Redactor): number {
 
 const NO_CODINGS: string[] = [];
 
-/** The buffered path is done once undici's writable has finished: the answer was handed to res then. */
-const DONE = Promise.resolve();
-
 /**
  * Writes the response head (headers redacted) and returns where the body
  * goes. Throws RESPONSE_NOT_REDACTABLE, before anything is sent, for a
@@ -136,12 +154,13 @@ export function redactResponse(
   out: OutgoingHttpHeaders,
   r: Redactor,
   method: string,
-): RedactedBody {
+): BodySink {
   const headerCount = redactHeaders(out, r);
   const noBody = method === 'HEAD' || status === 204 || status === 304;
   if (noBody) {
-    res.writeHead(status, out);
-    return { writable: res, done: DONE, count: () => headerCount };
+    const sink = plainSink(res, status, out);
+    sink.count = () => headerCount;
+    return sink;
   }
   const encoding = out['content-encoding'];
   const codings =
@@ -161,22 +180,27 @@ export function redactResponse(
 
   if (codings.length === 0 && length <= BUFFER_LIMIT) {
     // Small and of known length: redacted whole, so Content-Length stays exact.
-    const chunks: Buffer[] = [];
-    const writable = new Writable({
-      write(chunk: Buffer, _enc, cb) {
-        chunks.push(chunk);
-        cb();
+    let first: Buffer | null = null;
+    let more: Buffer[] | null = null;
+    return {
+      write(chunk) {
+        if (first === null) first = chunk;
+        else (more ??= [first]).push(chunk);
+        return true;
       },
-      final(cb) {
-        const body = [...sr.push(chunks.length === 1 ? (chunks[0] as Buffer) : Buffer.concat(chunks)), ...sr.end()];
-        const data = body.length === 1 ? (body[0] as Buffer) : Buffer.concat(body);
+      end() {
+        const whole = more ? Buffer.concat(more) : (first ?? Buffer.alloc(0));
+        const body = sr.push(whole);
+        const tail = sr.end();
+        const data = body.length === 1 && tail.length === 0 ? (body[0] as Buffer) : Buffer.concat([...body, ...tail]);
         out['content-length'] = data.length;
         res.writeHead(status, out);
         res.end(data);
-        cb();
       },
-    });
-    return { writable, done: DONE, count };
+      drainer: null,
+      done: null,
+      count,
+    };
   }
 
   // Streamed: the length may change, so it goes chunked; a decoded body loses its Content-Encoding.
@@ -189,5 +213,6 @@ export function redactResponse(
   const done = new Promise<void>((resolve, reject) => {
     pipeline([...stages, res], (err) => (err ? reject(err) : resolve()));
   });
-  return { writable: stages[0] as Transform, done, count };
+  const head = stages[0] as Transform;
+  return { write: (chunk) => head.write(chunk), end: () => void head.end(), drainer: head, done, count };
 }
