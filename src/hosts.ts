@@ -111,6 +111,16 @@ export function hostAllowed(allowed: readonly string[], target: string, basePort
   });
 }
 
+/**
+ * Why a call may not go to `target` (host[:port]) under these allowedHosts:
+ * not listed, or link-local (never dialled, whatever the list says); null
+ * when it may.
+ */
+export function hostRefusal(allowed: readonly string[], target: string, basePort: number): 'not-allowed' | 'link-local' | null {
+  if (!hostAllowed(allowed, target, basePort)) return 'not-allowed';
+  return isLinkLocal(splitHostPort(target).hostname) ? 'link-local' : null;
+}
+
 /** Link-local space (cloud metadata services live there), in every spelling a socket would accept. */
 const LINK_LOCAL = new BlockList();
 LINK_LOCAL.addSubnet('169.254.0.0', 16, 'ipv4');

@@ -5,6 +5,7 @@ import type { ApiKeyRecord } from '../store/api-keys.js';
 import type { Store } from '../store/store.js';
 import { ChangeWatcher } from '../store/changes.js';
 import { RuleSet, type RateLimit } from './rules.js';
+import { BoundedCache } from '../bounded-cache.js';
 
 /** Who is calling: resolved once per request, checked by the admin API and the proxy alike. */
 export interface Principal {
@@ -55,9 +56,9 @@ export const looksLikeJwt = (value: string): boolean => /^eyJ[\w-]*\.[\w-]+\.[\w
 export class KeyVerifier {
   private readonly bootstrapHash: Buffer | null;
   /** Presented key -> principal (null: unknown or revoked). */
-  private readonly cache = new Map<string, Principal | null>();
+  private readonly cache: BoundedCache<string, Principal | null>;
   /** keyId -> principal of an active key (null: unknown or revoked), for widget tokens that name their minting key. */
-  private readonly byId = new Map<string, Principal | null>();
+  private readonly byId: BoundedCache<string, Principal | null>;
   private readonly watcher: ChangeWatcher;
   /** keyId -> last use, flushed to the database in batches. */
   readonly lastUsed = new Map<string, number>();
@@ -65,8 +66,10 @@ export class KeyVerifier {
   constructor(
     private readonly store: Store,
     bootstrapKey: string | undefined,
-    private readonly maxKeys = MAX_CACHED_KEYS,
+    maxKeys = MAX_CACHED_KEYS,
   ) {
+    this.cache = new BoundedCache(maxKeys);
+    this.byId = new BoundedCache(maxKeys);
     this.bootstrapHash = bootstrapKey ? hashKey(bootstrapKey) : null;
     this.watcher = new ChangeWatcher(
       store,
@@ -74,7 +77,7 @@ export class KeyVerifier {
         if (entity !== 'key') return;
         this.byId.delete(keyId);
         // Key changes are rare (create, revoke, update): a scan of the bounded cache is fine.
-        for (const [presented, p] of this.cache) if (p === null || p.keyId === keyId) this.cache.delete(presented);
+        for (const [presented, p] of this.cache.entries()) if (p === null || p.keyId === keyId) this.cache.delete(presented);
       },
       () => {
         this.cache.clear();
@@ -97,7 +100,6 @@ export class KeyVerifier {
     if (found === undefined) {
       const rec = this.store.apiKeys.get(keyId);
       found = rec && !rec.revokedAt ? principalOf(rec) : null;
-      if (this.byId.size >= this.maxKeys) this.byId.delete(this.byId.keys().next().value as string);
       this.byId.set(keyId, found);
     }
     if (found?.expiresAt && Date.parse(found.expiresAt) <= Date.now()) return null;
@@ -115,8 +117,7 @@ export class KeyVerifier {
     let found: Principal | null | undefined = this.cache.get(key);
     if (found === undefined) {
       found = this.lookup(key);
-      // A flood of made-up keys only ever costs the oldest answers.
-      if (this.cache.size >= this.maxKeys) this.cache.delete(this.cache.keys().next().value as string);
+      // A flood of made-up keys only ever costs the least used answers.
       this.cache.set(key, found);
     }
     if (!found || (found.expiresAt && Date.parse(found.expiresAt) <= Date.now())) {

@@ -22,17 +22,23 @@ export function upstreamHeaders(
   plan: AuthPlan,
   clientKeyHeaders: readonly string[],
 ): Record<string, string | string[]> {
-  const connectionNamed = new Set(
-    String(incoming.connection ?? '')
-      .toLowerCase()
-      .split(',')
-      .map((s) => s.trim())
-      .filter(Boolean),
-  );
+  // Most clients send none or "keep-alive" (itself hop-by-hop): no set to build then.
+  const connection = incoming.connection?.toLowerCase();
+  const connectionNamed =
+    connection === undefined || connection === 'keep-alive'
+      ? null
+      : new Set(
+          connection
+            .split(',')
+            .map((s) => s.trim())
+            .filter(Boolean),
+        );
   const out: Record<string, string | string[]> = {};
-  for (const [name, value] of Object.entries(incoming)) {
+  // for-in, not Object.entries: this runs on every call.
+  for (const name in incoming) {
+    const value = incoming[name];
     if (value === undefined) continue;
-    if (HOP_BY_HOP.has(name) || connectionNamed.has(name)) continue;
+    if (HOP_BY_HOP.has(name) || connectionNamed?.has(name)) continue;
     // undici refuses Expect; Node already answered 100-continue to the client.
     if (name === 'host' || name === 'expect' || name.startsWith('x-latchkey-') || clientKeyHeaders.includes(name)) continue;
     out[name] = value;

@@ -8,7 +8,7 @@
  */
 import type { IncomingMessage } from 'node:http';
 import { LatchkeyError } from '../errors.js';
-import { canonicalHostPort, hostAllowed, isLinkLocal } from '../hosts.js';
+import { canonicalHostPort, hostRefusal } from '../hosts.js';
 import { mayUseIntegration, type Principal } from '../access/principal.js';
 import type { Authenticator } from '../access/credentials.js';
 import type { RateLimiter } from '../access/rate-limit.js';
@@ -370,11 +370,11 @@ export function authorize(call: Call): void {
   }
   const { base, allowedHosts } = call.plan;
   const target = call.target ?? base.host;
-  const hostname = target.replace(/:\d+$/, '');
-  if (!hostAllowed(allowedHosts, target, base.port)) {
+  const refusal = call.target === null ? call.plan.baseRefusal : hostRefusal(allowedHosts, target, base.port);
+  if (refusal === 'not-allowed') {
     throw new LatchkeyError('HOST_NOT_ALLOWED', `${target} is not an allowed host of integration ${id}`);
   }
-  if (isLinkLocal(hostname)) {
+  if (refusal === 'link-local') {
     throw new LatchkeyError('HOST_NOT_ALLOWED', `${target} is link-local and is never dialled`);
   }
   if (!call.auth) {
@@ -413,9 +413,13 @@ export function build(call: Call): void {
   // (null when a forward-mode target leaves it).
   const prefix = base.pathPrefix;
   call.rulePath = prefix === '' ? path : path === prefix ? '/' : path.startsWith(`${prefix}/`) ? path.slice(prefix.length) : null;
-  const queryKeys = call.clientKeys.flatMap((k) => (k.kind === 'query' ? [k.name] : []));
+  const queryKeys: string[] = [];
+  const clientKeyHeaders: string[] = [];
+  for (const k of call.clientKeys) {
+    if (k.kind === 'query') queryKeys.push(k.name);
+    else if (k.kind === 'header') clientKeyHeaders.push(k.name);
+  }
   const query = injectQuery(call.query, auth.query, queryKeys);
-  const clientKeyHeaders = call.clientKeys.flatMap((k) => (k.kind === 'header' ? [k.name] : []));
   call.upstream = {
     origin,
     path: query ? `${path}?${query}` : path,
@@ -429,6 +433,8 @@ export function build(call: Call): void {
   if (plan.redactResponses) acceptOnlyDecodable(call.upstream.headers);
 }
 
+const NO_SECRETS: readonly string[] = [];
+
 /**
  * After inject: the response is searched for every secret of this call, the
  * plan's and those a kind put in at send time (an access token, a signing
@@ -437,7 +443,8 @@ export function build(call: Call): void {
 export function chooseRedactor(call: Call): void {
   const up = call.upstream as UpstreamRequest;
   const auth = call.auth as AuthPlan;
-  const extra = call.secrets.filter((s) => !auth.secrets.includes(s));
+  // A static kind injects exactly the plan's secrets (the same array): nothing to add.
+  const extra = call.secrets === auth.secrets ? NO_SECRETS : call.secrets.filter((s) => !auth.secrets.includes(s));
   up.redactor = (call.plan as IntegrationPlan).redactResponses ? redactorForCall(auth, extra) : null;
 }
 

@@ -5,9 +5,9 @@
  * log names the integrations whose rows changed and only their plans are
  * dropped, so an admin change applies to the very next call while audit writes
  * and lastUsedAt flushes cost nothing. At most `maxPlans` plans are kept; the
- * least recently used one goes first.
+ * least recently used one goes first (BoundedCache).
  */
-import { canonicalHostPort, hostAllowed, parseBaseUrl, type ParsedBaseUrl } from '../hosts.js';
+import { canonicalHostPort, hostAllowed, hostRefusal, parseBaseUrl, type ParsedBaseUrl } from '../hosts.js';
 import { headersToPairs, type AuthType } from '../credentials/auth-types.js';
 import { credentialPlaces, renderInjection } from '../credentials/template.js';
 import type { Injector, KindDeps, KindInput } from '../credentials/kind.js';
@@ -18,6 +18,7 @@ import type { Store } from '../store/store.js';
 import type { AuthRecord } from '../store/auth-records.js';
 import { LatchkeyError } from '../errors.js';
 import { ChangeWatcher } from '../store/changes.js';
+import { BoundedCache } from '../bounded-cache.js';
 
 export interface AuthPlan {
   authId: string;
@@ -41,6 +42,8 @@ export interface IntegrationPlan {
   integrationId: string;
   base: ParsedBaseUrl;
   allowedHosts: string[];
+  /** hostRefusal of the base URL's own host, decided once: path and header mode calls go there. */
+  baseRefusal: 'not-allowed' | 'link-local' | null;
   /** The integration's static headers, the first layer of every auth plan. */
   headers: StaticHeader[];
   /** Whether injected secrets are replaced in responses (integration field redactResponses). */
@@ -109,15 +112,16 @@ interface HostEntry {
 }
 
 export class PlanCache {
-  private readonly plans = new Map<string, IntegrationPlan | null>();
+  private readonly plans: BoundedCache<string, IntegrationPlan | null>;
   private hostIndex: HostEntry[] | null = null;
   private readonly watcher: ChangeWatcher;
 
   constructor(
     private readonly store: Store,
     private readonly kindDeps: KindDeps,
-    private readonly maxPlans = 100_000,
+    maxPlans = 100_000,
   ) {
+    this.plans = new BoundedCache(maxPlans);
     this.watcher = new ChangeWatcher(
       store,
       (entity, id) => {
@@ -154,12 +158,8 @@ export class PlanCache {
     let plan = this.plans.get(integrationId);
     if (plan === undefined) {
       plan = this.load(integrationId);
-      if (this.plans.size >= this.maxPlans) this.plans.delete(this.plans.keys().next().value as string);
-    } else {
-      // Map order is insertion order: re-inserting keeps the most recently used last.
-      this.plans.delete(integrationId);
+      this.plans.set(integrationId, plan);
     }
-    this.plans.set(integrationId, plan);
     return plan;
   }
 
@@ -181,10 +181,12 @@ export class PlanCache {
     const base = parseBaseUrl(integration.baseUrl);
     if (typeof base === 'string') throw new LatchkeyError('INTERNAL_ERROR', `stored baseUrl of ${integrationId} is invalid`);
     const latest = this.store.authRecords.latest(integrationId);
+    const allowedHosts = integration.allowedHosts.map(canonicalHostPort);
     return {
       integrationId,
       base,
-      allowedHosts: integration.allowedHosts.map(canonicalHostPort),
+      allowedHosts,
+      baseRefusal: hostRefusal(allowedHosts, base.host, base.port),
       headers: integration.headers,
       redactResponses: integration.redactResponses,
       latest: latest ? this.planFor(integration.headers, latest) : null,
