@@ -123,10 +123,13 @@ export type AuditTuple = [
 ];
 
 export const auditTuple = (e: AuditEntry): AuditTuple => {
-  const t = columnTuple(e);
-  const extra = [e.error || null, e.count ?? null, e.mode ?? null, e.rule ?? null, e.redactions || null];
-  while (extra.length > 0 && extra[extra.length - 1] === null) extra.pop();
-  return [...t, ...extra] as AuditTuple;
+  const t = columnTuple(e) as Array<string | number | null>;
+  // One array per call row (this runs for every proxied call): the extras are pushed up to the last one set.
+  const extra = [e.error || null, e.count ?? null, e.mode ?? null, e.rule ?? null, e.redactions || null] as const;
+  let n = extra.length;
+  while (n > 0 && extra[n - 1] === null) n--;
+  for (let i = 0; i < n; i++) t.push(extra[i] as string | number | null);
+  return t as AuditTuple;
 };
 
 const columnTuple = (e: AuditEntry): AuditTuple => [
