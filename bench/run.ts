@@ -155,6 +155,9 @@ async function main(): Promise<void> {
   const few = await latchkey('few', { LATCHKEY_CONFIG: pki.config });
   await seedIntegrations(few.env.LATCHKEY_DB, few.env.LATCHKEY_MASTER_KEY_FILE, 10, upstreamUrl);
   let lk = await few.run();
+  // Loaded exactly as the nginx and undici rows are (one fixed URL, no wrk script): the hot-path goals' row.
+  await measure('latchkey bearer, one fixed URL', { origin: String(lk.proxy), path: '/i0/v1/items', headers: bearer });
+  // At random (a wrk script, which costs wrk more CPU on a small host): what the 100,000-integration row is compared to.
   const lk10 = await measure('latchkey, 10 integrations at random', { origin: String(lk.proxy), path: '/v1/items', randomOf: 10, headers: bearer }, `RSS ${rss(lk.pid).now.toFixed(0)} MiB`);
   for (const direction of ['upload', 'download'] as const) {
     const t = await transfer(direction, `${lk.proxy}/i0/bulk`, bearer, TRANSFER_BYTES, lk.pid);

@@ -19,6 +19,7 @@ describe('npm run bench -- --short', () => {
       'upstream direct',
       'nginx',
       'bare undici forwarder',
+      'latchkey bearer, one fixed URL',
       'latchkey, 10 integrations at random',
       'latchkey, 16 MiB upload',
       'latchkey, 16 MiB download',
