@@ -25,6 +25,7 @@ describe('npm run bench -- --short', () => {
       'latchkey, 16 MiB download',
       'latchkey, 2 workers, 10 at random',
       'latchkey, 1,000 integrations at random',
+      'latchkey, 10 of those 1,000 at random',
       'GET /v1/audit?integrationId=',
       'latchkey, OAuth2 client credentials token',
       'leaf certificate mint',
