@@ -23,7 +23,7 @@ import type { CallMeta, CallRecord } from './proxy/server.js';
 import { auditTime } from './store/audit.js';
 import { TokenCache } from './credentials/tokens/token-cache.js';
 import type { WriterMessage } from './audit-writer.js';
-import { RateLimiter } from './access/rate-limit.js';
+import { RateLimiter, type Limiter } from './access/rate-limit.js';
 
 export interface RunningApp {
   proxyUrl: string;
@@ -52,6 +52,8 @@ export interface AppRole {
   othersDone?: () => Promise<void>;
   /** Told the bound addresses instead of logging "listening" (the primary logs it for all). */
   onListening?: (urls: { proxy: string; admin: string }) => void;
+  /** Cluster workers: rate limits are counted by the primary, for all workers at once. */
+  limiter?: Limiter;
 }
 
 /** The master key opens every credential: a key file that others on the host can read is worth a warning at every start. */
@@ -214,7 +216,7 @@ export async function startApp(config: Config, log: Logger, options: StartOption
       clientAuth: config.proxy.clientAuth,
       // A preflight is answered only for tokens whose minting key is still valid.
       originGranted: (origin, integrationId) => store.widgetGrants.grantingKeys(origin, integrationId).some((keyId) => keys.isActive(keyId)),
-      limiter: new RateLimiter(),
+      limiter: role.limiter ?? new RateLimiter(),
       agent,
       connector,
       log,

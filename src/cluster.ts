@@ -10,6 +10,9 @@
  * Caches need nothing more: each worker has its own connection, and the change
  * log (src/store/changes.ts) tells every one of them what another wrote, so a
  * revocation through the admin API refuses the very next call on every worker.
+ * Rate limits are counted in the primary: a worker asks it for each call of a
+ * key that has a limit (one IPC round trip), so N workers still allow the
+ * limit, not N times it.
  *
  * Shutdown (SIGTERM or SIGINT to the primary): every worker stops accepting and
  * finishes its in-flight calls; once every proxy-only worker has exited (its
@@ -23,9 +26,14 @@ import type { WriterMessage } from './audit-writer.js';
 import { ensureAdminKey, startApp, type RunningApp } from './app.js';
 import { initSodium } from './crypto/seal.js';
 import { Store } from './store/store.js';
+import { RateLimiter, RemoteLimiter, type RateAnswer, type RateAsk } from './access/rate-limit.js';
 
-type ToPrimary = { lk: 'listening'; proxy: string; admin: string } | { lk: 'audit'; msg: WriterMessage };
-type ToWorker = { lk: 'audit'; msg: WriterMessage } | { lk: 'shutdown'; signal: string } | { lk: 'others-done' };
+type ToPrimary = { lk: 'listening'; proxy: string; admin: string } | { lk: 'audit'; msg: WriterMessage } | ({ lk: 'rate' } & RateAsk);
+type ToWorker =
+  | { lk: 'audit'; msg: WriterMessage }
+  | { lk: 'shutdown'; signal: string }
+  | { lk: 'others-done' }
+  | ({ lk: 'rate' } & RateAnswer);
 
 const OWNER_ENV = 'LATCHKEY_CLUSTER_OWNER';
 
@@ -70,6 +78,8 @@ export async function runPrimary(config: Config, log: Logger): Promise<void> {
   }
 
   const count = config.workerCount;
+  // The one window per key for every worker.
+  const limiter = new RateLimiter();
   let owner: Worker | null = null;
   const others = new Set<Worker>();
   const listening = new Map<number, { proxy: string; admin: string }>();
@@ -81,7 +91,9 @@ export async function runPrimary(config: Config, log: Logger): Promise<void> {
     if (isOwner) owner = w;
     else others.add(w);
     w.on('message', (m: ToPrimary) => {
-      if (m.lk === 'audit') {
+      if (m.lk === 'rate') {
+        if (w.isConnected()) w.send({ lk: 'rate', id: m.id, decision: limiter.take(m.bucket, m.limit) } satisfies ToWorker);
+      } else if (m.lk === 'audit') {
         const target = owner;
         if (target && target.isConnected()) target.send({ lk: 'audit', msg: m.msg } satisfies ToWorker);
         else if (m.msg.type === 'rows') log.error({ rows: m.msg.count }, 'audit rows lost: the audit writer is not running');
@@ -150,13 +162,15 @@ export async function runWorker(config: Config, baseLog: Logger): Promise<void> 
   let app: RunningApp | null = null;
   const early: WriterMessage[] = [];
   let stopping = false;
+  const limiter = new RemoteLimiter((q) => process.send?.({ lk: 'rate', ...q } satisfies ToPrimary));
   const stop = (signal: string): void => {
     if (stopping || !app) return;
     stopping = true;
     stopAndExit(app, config, log, signal);
   };
   process.on('message', (m: ToWorker) => {
-    if (m.lk === 'audit') {
+    if (m.lk === 'rate') limiter.answer(m);
+    else if (m.lk === 'audit') {
       if (app) app.relayAudit(m.msg);
       else early.push(m.msg);
     } else if (m.lk === 'others-done') othersDone();
@@ -174,6 +188,7 @@ export async function runWorker(config: Config, baseLog: Logger): Promise<void> 
     owner: isOwner,
     remoteAudit: isOwner ? undefined : (msg) => send({ lk: 'audit', msg }),
     othersDone: isOwner ? () => othersDonePromise : undefined,
+    limiter,
     onListening: (urls) => {
       log.info(urls, 'worker listening');
       void send({ lk: 'listening', ...urls });

@@ -4,9 +4,12 @@
  * allowed calls in a ring; a call is allowed when the oldest of them is older
  * than the window. O(1) per call, 8 bytes per allowed call of memory.
  *
- * The window lives in this process: several latchkey processes sharing one
- * database each enforce the limit on their own (README, "Rate limits").
+ * One process holds the windows: a single `serve`, or with `workers` > 1 the
+ * cluster primary, which every worker asks over IPC (RemoteLimiter), so the
+ * limit holds across workers. Separate latchkey processes sharing one
+ * database each enforce it on their own (README, "Rate limits").
  */
+import { LatchkeyError } from '../errors.js';
 import type { RateLimit } from './rules.js';
 
 interface Window {
@@ -28,7 +31,12 @@ const ALLOWED: RateDecision = { allowed: true, retryAfter: 0 };
 /** Keys whose window has been idle this long are forgotten (their ring is empty by then anyway). */
 const SWEEP_MS = 60_000;
 
-export class RateLimiter {
+/** What the pipeline asks: answered at once in one process, over IPC from a cluster worker. */
+export interface Limiter {
+  take(bucket: string, limit: RateLimit): RateDecision | Promise<RateDecision>;
+}
+
+export class RateLimiter implements Limiter {
   private readonly windows = new Map<string, Window>();
   private lastSweep = 0;
 
@@ -63,5 +71,55 @@ export class RateLimiter {
       const newest = w.times[(w.next + w.requests - 1) % w.requests] as number;
       if (t - newest > w.perMs) this.windows.delete(bucket);
     }
+  }
+}
+
+/** A rate question from a cluster worker to the primary, and its answer. */
+export interface RateAsk {
+  id: number;
+  bucket: string;
+  limit: RateLimit;
+}
+export interface RateAnswer {
+  id: number;
+  decision: RateDecision;
+}
+
+/** How long a worker waits for the primary's answer before refusing the call. */
+const ANSWER_MS = 5000;
+
+/**
+ * A cluster worker's limiter: each call of a rate-limited key asks the
+ * primary, which holds the one window per key (one IPC round trip, only for
+ * keys that have a limit). No answer in time: the call is refused (503), not
+ * let through uncounted.
+ */
+export class RemoteLimiter implements Limiter {
+  private next = 1;
+  private readonly waiting = new Map<number, { resolve: (d: RateDecision) => void; reject: (e: Error) => void; timer: NodeJS.Timeout }>();
+
+  constructor(
+    private readonly ask: (q: RateAsk) => void,
+    private readonly answerMs = ANSWER_MS,
+  ) {}
+
+  take(bucket: string, limit: RateLimit): Promise<RateDecision> {
+    const id = this.next++;
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(() => {
+        this.waiting.delete(id);
+        reject(new LatchkeyError('SERVICE_UNAVAILABLE', 'the rate limit could not be checked (the cluster primary did not answer)'));
+      }, this.answerMs);
+      this.waiting.set(id, { resolve, reject, timer });
+      this.ask({ id, bucket, limit });
+    });
+  }
+
+  answer(a: RateAnswer): void {
+    const w = this.waiting.get(a.id);
+    if (!w) return;
+    this.waiting.delete(a.id);
+    clearTimeout(w.timer);
+    w.resolve(a.decision);
   }
 }

@@ -11,7 +11,8 @@ import { LatchkeyError } from '../errors.js';
 import { canonicalHostPort, hostRefusal } from '../hosts.js';
 import { mayUseIntegration, type Principal } from '../access/principal.js';
 import type { Authenticator } from '../access/credentials.js';
-import type { RateLimiter } from '../access/rate-limit.js';
+import type { Limiter, RateDecision } from '../access/rate-limit.js';
+import type { RateLimit } from '../access/rules.js';
 import { redactorForCall, type AuthPlan, type IntegrationPlan, type PlanCache } from './plans.js';
 import {
   injectQuery,
@@ -70,7 +71,7 @@ export interface PipelineDeps {
   clientAuth: 'required' | 'none';
   /** Whether an unexpired widget token was minted for this origin and integration. */
   originGranted: (origin: string, integrationId: string) => boolean;
-  limiter: RateLimiter;
+  limiter: Limiter;
 }
 
 const header = (req: IncomingMessage, name: string): string | undefined => {
@@ -454,7 +455,7 @@ export function chooseRedactor(call: Call): void {
  * sent, the method upper-cased); then the key's rate limit. Both refuse
  * before anything is sent, and a refused call does not use the budget.
  */
-export function restrict(call: Call, deps: PipelineDeps): void {
+export function restrict(call: Call, deps: PipelineDeps): void | Promise<void> {
   const p = call.principal as Principal;
   if (p.rules) {
     const outcome = p.rules.match(call.integrationId as string, call.req.method ?? 'GET', call.rulePath);
@@ -466,17 +467,22 @@ export function restrict(call: Call, deps: PipelineDeps): void {
       );
     }
   }
-  if (p.rateLimit) {
-    const decision = deps.limiter.take(p.keyId, p.rateLimit);
-    if (!decision.allowed) {
-      throw new LatchkeyError(
-        'RATE_LIMITED',
-        `this key may make ${p.rateLimit.requests} calls per ${p.rateLimit.perSeconds} s; retry after ${decision.retryAfter} s`,
-        undefined,
-        { retryAfterSeconds: decision.retryAfter },
-      );
-    }
-  }
+  if (!p.rateLimit) return;
+  const limit = p.rateLimit;
+  const decision = deps.limiter.take(p.keyId, limit);
+  // A cluster worker's answer comes from the primary; only then may the call go on.
+  if (decision instanceof Promise) return decision.then((d) => refuseIfLimited(limit, d));
+  refuseIfLimited(limit, decision);
+}
+
+function refuseIfLimited(limit: RateLimit, decision: RateDecision): void {
+  if (decision.allowed) return;
+  throw new LatchkeyError(
+    'RATE_LIMITED',
+    `this key may make ${limit.requests} calls per ${limit.perSeconds} s; retry after ${decision.retryAfter} s`,
+    undefined,
+    { retryAfterSeconds: decision.retryAfter },
+  );
 }
 
 /**

@@ -198,7 +198,8 @@ export function createProxyServer(deps: ProxyDeps): ProxyListener {
       authorize(call);
       build(call);
       // Refused by a rule or the rate limit before any credential work (a token fetch, a signature).
-      restrict(call, deps);
+      const limited = restrict(call, deps);
+      if (limited) await limited;
       await inject(call);
       chooseRedactor(call);
       const extra = call.corsOrigin ? { ...corsHeaders(call.corsOrigin), 'x-request-id': call.requestId } : { 'x-request-id': call.requestId };
@@ -239,7 +240,8 @@ export function createProxyServer(deps: ProxyDeps): ProxyListener {
       choose(call, deps);
       authorize(call);
       build(call);
-      restrict(call, deps);
+      const limited = restrict(call, deps);
+      if (limited) await limited;
       await inject(call);
       const result = await ws(call, socket, head);
       finish(call, result.status, result.error);

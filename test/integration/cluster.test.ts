@@ -101,6 +101,25 @@ describe('workers: 2', () => {
     expect(await workersOf(server, ids)).toEqual(new Set([1, 2]));
   });
 
+  it('a rate limit holds across workers: the primary counts every worker\'s calls in one window', async () => {
+    const created = (await admin.post('/v1/api-keys', { name: 'limited', role: 'agent', integrations: ['w'], rateLimit: { requests: 4, perSeconds: 3600 } })).json;
+    const ids: string[] = [];
+    const statuses: number[] = [];
+    const codes: string[] = [];
+    for (let i = 0; i < 10; i++) {
+      const id = `limited-${i}`;
+      ids.push(id);
+      const res = await freshCall(`${server.proxyUrl}/w/x`, { 'x-latchkey-key': created.key as string, 'x-request-id': id });
+      calls++;
+      statuses.push(res.status);
+      if (res.status === 429) codes.push(JSON.parse(res.body).error.code as string);
+    }
+    // Two workers each counting alone would have allowed 8.
+    expect(statuses).toEqual([200, 200, 200, 200, 429, 429, 429, 429, 429, 429]);
+    expect(new Set(codes)).toEqual(new Set(['RATE_LIMITED']));
+    expect(await workersOf(server, ids)).toEqual(new Set([1, 2]));
+  });
+
   it('SIGTERM: in-flight calls on every worker finish, every call is in the audit trail, exit 0', async () => {
     const key = (await admin.post('/v1/api-keys', { name: 'again', role: 'agent', integrations: ['w'] })).json.key as string;
     const ids = ['slow-0', 'slow-1', 'slow-2', 'slow-3'];
