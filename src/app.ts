@@ -18,7 +18,7 @@ import { upstreamCa } from './proxy/tls.js';
 import type { Server } from 'node:http';
 import { once } from 'node:events';
 import { AuditLog, type RemoteWriter } from './audit.js';
-import { Metrics } from './metrics.js';
+import { Metrics, type MetricsDelta } from './metrics.js';
 import type { CallMeta, CallRecord } from './proxy/server.js';
 import { auditTime } from './store/audit.js';
 import { TokenCache } from './credentials/tokens/token-cache.js';
@@ -37,6 +37,8 @@ export interface RunningApp {
   forceClose: () => void;
   /** The owner in a cluster: a batch of call rows from another worker, for its audit writer. */
   relayAudit: (msg: WriterMessage) => void;
+  /** The owner in a cluster: adds a proxy-only worker's counts to /metrics. */
+  mergeMetrics: (delta: MetricsDelta) => void;
 }
 
 /**
@@ -54,6 +56,8 @@ export interface AppRole {
   onListening?: (urls: { proxy: string; admin: string }) => void;
   /** Cluster workers: rate limits are counted by the primary, for all workers at once. */
   limiter?: Limiter;
+  /** Proxy-only workers: where what they counted goes (the owner serves /metrics for all). */
+  remoteMetrics?: (delta: MetricsDelta) => Promise<void>;
 }
 
 /** The master key opens every credential: a key file that others on the host can read is worth a warning at every start. */
@@ -234,6 +238,13 @@ export async function startApp(config: Config, log: Logger, options: StartOption
     ready = true;
     const flush = setInterval(() => keys.flushLastUsed(), 5000);
     flush.unref();
+    const remoteMetrics = role.remoteMetrics;
+    const reportMetrics = async (): Promise<void> => {
+      const delta = await metrics.takeDelta();
+      if (delta && remoteMetrics) await remoteMetrics(delta);
+    };
+    const report = remoteMetrics ? setInterval(() => void reportMetrics().catch(() => undefined), 1000) : null;
+    report?.unref();
     if (role.onListening) role.onListening({ proxy: proxyUrl, admin: adminUrl });
     else log.info({ proxy: proxyUrl, admin: adminUrl }, 'listening');
 
@@ -256,6 +267,11 @@ export async function startApp(config: Config, log: Logger, options: StartOption
         const reaper = setInterval(() => proxyListener.closeIdle(), 50);
         await Promise.all([proxyClosed, adminApp.close()]);
         clearInterval(reaper);
+        // Every call has ended: what this worker counted since its last report goes to the owner.
+        if (report) {
+          clearInterval(report);
+          await reportMetrics().catch(() => undefined);
+        }
         await agent.close();
         // The owner writes the other workers' rows too: it closes the writer after their last batch.
         await role.othersDone?.();
@@ -264,6 +280,7 @@ export async function startApp(config: Config, log: Logger, options: StartOption
         store.close();
       },
       relayAudit: (msg) => audit.relay(msg),
+      mergeMetrics: (delta) => metrics.mergeDelta(delta),
       forceClose: () => {
         proxyListener.closeAll();
         adminApp.server.closeAllConnections();

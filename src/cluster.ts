@@ -12,7 +12,9 @@
  * revocation through the admin API refuses the very next call on every worker.
  * Rate limits are counted in the primary: a worker asks it for each call of a
  * key that has a limit (one IPC round trip), so N workers still allow the
- * limit, not N times it.
+ * limit, not N times it. Proxy-only workers report what they counted (calls,
+ * latency, injection failures...) to the owner about once a second and when
+ * they stop, so /metrics and the console cover every worker.
  *
  * Shutdown (SIGTERM or SIGINT to the primary): every worker stops accepting and
  * finishes its in-flight calls; once every proxy-only worker has exited (its
@@ -27,10 +29,16 @@ import { ensureAdminKey, startApp, type RunningApp } from './app.js';
 import { initSodium } from './crypto/seal.js';
 import { Store } from './store/store.js';
 import { RateLimiter, RemoteLimiter, type RateAnswer, type RateAsk } from './access/rate-limit.js';
+import type { MetricsDelta } from './metrics.js';
 
-type ToPrimary = { lk: 'listening'; proxy: string; admin: string } | { lk: 'audit'; msg: WriterMessage } | ({ lk: 'rate' } & RateAsk);
+type ToPrimary =
+  | { lk: 'listening'; proxy: string; admin: string }
+  | { lk: 'audit'; msg: WriterMessage }
+  | { lk: 'metrics'; delta: MetricsDelta }
+  | ({ lk: 'rate' } & RateAsk);
 type ToWorker =
   | { lk: 'audit'; msg: WriterMessage }
+  | { lk: 'metrics'; delta: MetricsDelta }
   | { lk: 'shutdown'; signal: string }
   | { lk: 'others-done' }
   | ({ lk: 'rate' } & RateAnswer);
@@ -93,6 +101,8 @@ export async function runPrimary(config: Config, log: Logger): Promise<void> {
     w.on('message', (m: ToPrimary) => {
       if (m.lk === 'rate') {
         if (w.isConnected()) w.send({ lk: 'rate', id: m.id, decision: limiter.take(m.bucket, m.limit) } satisfies ToWorker);
+      } else if (m.lk === 'metrics') {
+        if (owner && owner.isConnected()) owner.send({ lk: 'metrics', delta: m.delta } satisfies ToWorker);
       } else if (m.lk === 'audit') {
         const target = owner;
         if (target && target.isConnected()) target.send({ lk: 'audit', msg: m.msg } satisfies ToWorker);
@@ -170,6 +180,7 @@ export async function runWorker(config: Config, baseLog: Logger): Promise<void> 
   };
   process.on('message', (m: ToWorker) => {
     if (m.lk === 'rate') limiter.answer(m);
+    else if (m.lk === 'metrics') app?.mergeMetrics(m.delta);
     else if (m.lk === 'audit') {
       if (app) app.relayAudit(m.msg);
       else early.push(m.msg);
@@ -189,6 +200,7 @@ export async function runWorker(config: Config, baseLog: Logger): Promise<void> 
     remoteAudit: isOwner ? undefined : (msg) => send({ lk: 'audit', msg }),
     othersDone: isOwner ? () => othersDonePromise : undefined,
     limiter,
+    remoteMetrics: isOwner ? undefined : (delta) => send({ lk: 'metrics', delta }),
     onListening: (urls) => {
       log.info(urls, 'worker listening');
       void send({ lk: 'listening', ...urls });

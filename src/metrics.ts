@@ -35,10 +35,17 @@ class CallCounter {
     readonly help: string,
   ) {}
 
-  inc(key: string, labels: () => Labels): void {
+  inc(key: string, labels: () => Labels, by = 1): void {
     const s = this.series.get(key);
-    if (s) s.value++;
-    else this.series.set(key, { labels: labels(), value: 1 });
+    if (s) s.value += by;
+    else this.series.set(key, { labels: labels(), value: by });
+  }
+
+  /** Every series, forgotten here (a worker's report of what it counted since the last one). */
+  drain(): MetricValue[] {
+    const out = [...this.series.values()];
+    this.series.clear();
+    return out;
   }
 
   entries(): MetricValue[] {
@@ -72,6 +79,24 @@ class LatencyHistogram {
     s.count++;
   }
 
+  drain(): Array<{ labels: Labels; counts: number[]; sum: number; count: number }> {
+    const out = [...this.series.values()];
+    this.series.clear();
+    return out;
+  }
+
+  /** Adds another process's counts of one series (same buckets: the same code made them). */
+  merge(key: string, labels: Labels, counts: number[], sum: number, count: number): void {
+    let s = this.series.get(key);
+    if (!s) {
+      s = { labels, counts: new Array<number>(this.buckets.length).fill(0), sum: 0, count: 0 };
+      this.series.set(key, s);
+    }
+    counts.forEach((c, i) => ((s as { counts: number[] }).counts[i] = ((s as { counts: number[] }).counts[i] ?? 0) + c));
+    s.sum += sum;
+    s.count += count;
+  }
+
   /** Per-bucket (not cumulative) counts of one series, with the bucket bounds. */
   series1(key: string): { bounds: number[]; counts: number[]; count: number; sum: number } | null {
     const s = this.series.get(key);
@@ -92,6 +117,17 @@ class LatencyHistogram {
     }
     return { name: this.name, help: this.help, type: 'histogram', values, aggregator: 'sum' };
   }
+}
+
+/**
+ * What a proxy-only cluster worker counted since its last report: sent to the
+ * owner (which serves /metrics and the console) about once a second and at
+ * shutdown, so the owner's figures cover every worker's calls.
+ */
+export interface MetricsDelta {
+  calls: Array<{ labels: Labels; value: number }>;
+  latency: Array<{ labels: Labels; counts: number[]; sum: number; count: number }>;
+  counters: Array<{ name: string; labels: Labels; value: number }>;
 }
 
 export class Metrics {
@@ -198,6 +234,37 @@ export class Metrics {
         };
       })
       .sort((a, b) => b.total - a.total);
+  }
+
+  /** The data-plane counters a worker reports (admin requests and process metrics stay each process's own). */
+  private dataPlaneCounters(): Array<Counter<string>> {
+    return [this.injectionFailures, this.redactions, this.tokenRefreshFailures, this.tunnels, this.leafMints, this.leafMintSeconds] as Array<Counter<string>>;
+  }
+
+  /** What this process counted since the last call, then forgotten here; null when nothing was. */
+  async takeDelta(): Promise<MetricsDelta | null> {
+    // Each get() reads its values before its first await: reset at once, nothing counted in between is lost.
+    const pending = this.dataPlaneCounters().map((c) => {
+      const got = c.get();
+      c.reset();
+      return got;
+    });
+    const delta: MetricsDelta = { calls: this.calls.drain(), latency: this.upstreamLatency.drain(), counters: [] };
+    for (const got of await Promise.all(pending)) {
+      for (const v of got.values) if (v.value !== 0) delta.counters.push({ name: got.name, labels: v.labels as Labels, value: v.value });
+    }
+    return delta.calls.length + delta.latency.length + delta.counters.length === 0 ? null : delta;
+  }
+
+  /** Adds a worker's report to this process's figures. */
+  mergeDelta(d: MetricsDelta): void {
+    for (const c of d.calls) {
+      const { integration = 'unknown', status_class: cls = '?' } = c.labels;
+      this.calls.inc(`${integration}\u0000${cls}`, () => ({ integration, status_class: cls }), c.value);
+    }
+    for (const h of d.latency) this.upstreamLatency.merge(h.labels.integration ?? 'unknown', h.labels, h.counts, h.sum, h.count);
+    const byName = new Map(this.dataPlaneCounters().map((c) => [(c as unknown as { name: string }).name, c]));
+    for (const c of d.counters) byName.get(c.name)?.inc(c.labels, c.value);
   }
 
   /** The hot path: one proxied call, with its upstream latency when it was forwarded. */

@@ -120,6 +120,20 @@ describe('workers: 2', () => {
     expect(await workersOf(server, ids)).toEqual(new Set([1, 2]));
   });
 
+  it('/metrics on the owner counts the calls every worker served', async () => {
+    const count = (text: string, cls: string): number =>
+      Number(new RegExp(`^latchkey_proxy_calls_total\\{integration="w",status_class="${cls}"\\} (\\d+)$`, 'm').exec(text)?.[1] ?? 0);
+    // So far: 8 + 4 answered 200, 8 refused 401 (revoked key) and 6 refused 429, alternating between the workers.
+    let text = '';
+    for (let i = 0; i < 100 && count(text, '2xx') < 12; i++) {
+      if (i > 0) await new Promise((r) => setTimeout(r, 100));
+      text = await (await fetch(`${server.adminUrl}/metrics`, { headers: { authorization: `Bearer ${adminKey}` } })).text();
+    }
+    expect(count(text, '2xx')).toBe(12);
+    expect(count(text, '4xx')).toBe(14);
+    expect(text).toMatch(/^latchkey_upstream_latency_seconds_count\{integration="w"\} 12$/m);
+  });
+
   it('SIGTERM: in-flight calls on every worker finish, every call is in the audit trail, exit 0', async () => {
     const key = (await admin.post('/v1/api-keys', { name: 'again', role: 'agent', integrations: ['w'] })).json.key as string;
     const ids = ['slow-0', 'slow-1', 'slow-2', 'slow-3'];
