@@ -7,15 +7,13 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import AjvModule from 'ajv';
 import { HEADER_VALUE_PATTERN, TOKEN_PATTERN, isForbiddenStaticHeader, type StaticHeader } from '../credentials/headers.js';
 import { placeholders, render, type InjectionTemplate } from '../credentials/template.js';
 import { checkBaseUrl, checkHostEntry, hostAllowed } from '../hosts.js';
 import { endpointProblem } from '../credentials/kinds/token-kinds.js';
 import type { AuthType } from '../credentials/auth-types.js';
 import { hmacTemplateProblems, type HmacTemplate } from '../credentials/hmac-template.js';
-
-const Ajv = AjvModule.default;
+import { lazyValidator } from '../json-schema.js';
 
 export interface ProviderProbe {
   method: 'GET' | 'POST' | 'HEAD';
@@ -170,7 +168,7 @@ export const PROVIDER_SCHEMA = {
   },
 } as const;
 
-const validateEntry = new Ajv({ allErrors: true, strict: false }).compile(PROVIDER_SCHEMA);
+const validateEntry = lazyValidator(PROVIDER_SCHEMA);
 
 /** A host label: what a url field may hold, so it can never change which host is reached. */
 export const URL_FIELD_VALUE = /^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$/;

@@ -1,13 +1,10 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { isIP } from 'node:net';
 import { availableParallelism } from 'node:os';
-import AjvModule from 'ajv';
 import { CONFIG_SCHEMA, DEFAULTS, ENV_OVERRIDES, type FileConfig } from './schema.js';
 import { buildCatalog, type Catalog } from '../catalog/catalog.js';
 import { checkAllowedHosts, isLinkLocal } from '../hosts.js';
-
-// ajv ships CommonJS; under NodeNext its default export is the module object.
-const Ajv = AjvModule.default;
+import { lazyValidator } from '../json-schema.js';
 
 export interface Address {
   host: string;
@@ -88,7 +85,7 @@ export function isLoopback(host: string): boolean {
   return host === 'localhost' || host === '::1' || /^127\.\d+\.\d+\.\d+$/.test(host);
 }
 
-const validate = new Ajv({ allErrors: true, strict: false }).compile(CONFIG_SCHEMA);
+const validate = lazyValidator(CONFIG_SCHEMA);
 
 /**
  * Defaults < config file(s) < environment, validated once. Every problem is

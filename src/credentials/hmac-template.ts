@@ -3,12 +3,10 @@
  * where the signature, the timestamp and the key id go. Checked once when a
  * record is stored (or the catalog loads); a problem names its field.
  */
-import AjvModule from 'ajv';
 import type { ErrorDetail } from '../errors.js';
 import { TOKEN_PATTERN, HEADER_VALUE_PATTERN, isForbiddenStaticHeader } from './headers.js';
 import { placeholders } from './template.js';
-
-const Ajv = AjvModule.default;
+import { lazyValidator } from '../json-schema.js';
 
 export type HmacPart =
   | { type: 'timestamp' | 'method' | 'path' | 'pathWithQuery' | 'query' | 'body' }
@@ -118,7 +116,7 @@ export const HMAC_TEMPLATE_SCHEMA = {
   },
 } as const;
 
-const validate = new Ajv({ allErrors: true, strict: false }).compile(HMAC_TEMPLATE_SCHEMA);
+const validate = lazyValidator(HMAC_TEMPLATE_SCHEMA);
 
 /** Problems of a template against the fields a record (or catalog entry) has; `where` prefixes each field name. */
 export function hmacTemplateProblems(raw: unknown, fieldNames: ReadonlySet<string>, where: string): ErrorDetail[] {
