@@ -154,7 +154,7 @@ export async function startApp(config: Config, log: Logger, options: StartOption
     const keys = new KeyVerifier(store, config.adminKey, config.cache.keys);
     const authn = new Authenticator(keys, new TokenService(config.jwtSecret));
     const metrics = new Metrics();
-    const localCa = await LocalCa.open(store, { onMint: (ms) => metrics.leafMinted(ms) });
+    const localCa = LocalCa.open(store, { onMint: (ms) => metrics.leafMinted(ms) });
     auditLog = new AuditLog(store, config.db, config.audit.retentionDays, log, role.remoteAudit ?? null);
     let ready = false;
     const ca = upstreamCa(config.proxy.caFile);

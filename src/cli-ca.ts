@@ -17,7 +17,7 @@ export async function caCommand(config: Config, args: string[]): Promise<void> {
   const store = Store.open({ dbPath: config.db, masterKey: config.masterKey, masterKeyFile: config.masterKeyFile });
   try {
     if (sub === 'print') {
-      const ca = await LocalCa.open(store);
+      const ca = LocalCa.open(store);
       process.stdout.write(await ca.certificatePem());
       return;
     }

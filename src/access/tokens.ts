@@ -1,11 +1,14 @@
 /**
  * Widget tokens: short-lived HS256 JWTs for browser code, scoped to
- * integrations and origins. Signed and checked with jose.
+ * integrations and origins. Signed and checked with jose, imported at the
+ * first token minted or checked (src/lazy.ts), not at start.
  */
-import { SignJWT, jwtVerify, errors as joseErrors } from 'jose';
 import { LatchkeyError } from '../errors.js';
+import { lazyModule } from '../lazy.js';
 import type { Principal } from './principal.js';
 import { base62 } from '../ids.js';
+
+const jose = lazyModule('widget tokens', () => import('jose'));
 
 const ISSUER = 'latchkey';
 const AUDIENCE = 'latchkey-proxy';
@@ -43,6 +46,7 @@ export class TokenService {
     let exp = Math.floor(Date.now() / 1000) + grant.ttlSeconds;
     if (grant.keyExpiresAt) exp = Math.min(exp, Math.floor(Date.parse(grant.keyExpiresAt) / 1000));
     const tokenId = `wt_${base62(16)}`;
+    const { SignJWT } = await jose();
     const token = await new SignJWT({ scope: grant.integrations, origins: grant.origins })
       .setProtectedHeader({ alg: 'HS256', typ: 'JWT' })
       .setIssuer(ISSUER)
@@ -57,6 +61,7 @@ export class TokenService {
 
   async verify(token: string): Promise<Principal> {
     const secret = this.requireSecret();
+    const { jwtVerify, errors: joseErrors } = await jose();
     try {
       // A token without exp would never end: refused, like one without a minting key.
       const { payload } = await jwtVerify(token, secret, {

@@ -3,15 +3,19 @@
  * injected by replacing req.headers before proxy.ws(): setting headers in its
  * proxyReq event is unreliable (STACK.md). The upstream is dialled by the one
  * connector, so an upgrade obeys the same address policy as every call.
+ * http-proxy-3 is imported at the first upgrade (src/lazy.ts), not at start.
  */
 import http, { type ClientRequest, type IncomingMessage } from 'node:http';
 import type { Duplex } from 'node:stream';
-import { createProxyServer } from 'http-proxy-3';
+import type { ProxyServer } from 'http-proxy-3';
 import { errorBody } from '../errors.js';
 import type { Call } from './pipeline.js';
 import type { Logger } from '../log.js';
 import type { Connector } from './connector.js';
 import { upstreamError, type ForwardResult } from './forward.js';
+import { lazyModule } from '../lazy.js';
+
+const httpProxy = lazyModule('the WebSocket proxy', () => import('http-proxy-3'));
 
 interface Pending {
   settle: (result: ForwardResult) => void;
@@ -29,10 +33,10 @@ export function writeSocketError(socket: Duplex, status: number, code: string, b
   );
 }
 
-export function createWebSocketProxy(deps: { log: Logger; ca: string[]; connector: Connector }) {
+type Deps = { log: Logger; ca: string[]; connector: Connector };
+
+function setUp(createProxyServer: typeof import('http-proxy-3').createProxyServer, deps: Deps, pending: WeakMap<IncomingMessage, Pending>): ProxyServer {
   const proxy = createProxyServer({ ws: true, xfwd: false, changeOrigin: true, secure: true, ca: deps.ca.join('\n') });
-  const agents = { 'http:': deps.connector.nodeAgent('http:'), 'https:': deps.connector.nodeAgent('https:') };
-  const pending = new WeakMap<IncomingMessage, Pending>();
 
   // Emitted before http-proxy-3 adds its own listeners, so ours see the answer first.
   proxy.on('proxyReqWs', (proxyReq: ClientRequest, req: IncomingMessage) => {
@@ -64,9 +68,25 @@ export function createWebSocketProxy(deps: { log: Logger; ca: string[]; connecto
     p?.settle({ status: 502, error: 'UPSTREAM_UNREACHABLE' });
     if (s && 'destroy' in s) s.destroy();
   });
+  return proxy;
+}
+
+export function createWebSocketProxy(deps: Deps) {
+  const pending = new WeakMap<IncomingMessage, Pending>();
+  const agents = { 'http:': deps.connector.nodeAgent('http:'), 'https:': deps.connector.nodeAgent('https:') };
+  let ready: Promise<ProxyServer> | undefined;
 
   /** Resolves when the upstream answered the upgrade (or failed), with what the client got. */
-  return (call: Call, socket: Duplex, head: Buffer): Promise<ForwardResult> => {
+  return async (call: Call, socket: Duplex, head: Buffer): Promise<ForwardResult> => {
+    ready ??= httpProxy()
+      .then((m) => setUp(m.createProxyServer, deps, pending))
+      .catch((err: unknown) => {
+        ready = undefined;
+        throw err;
+      });
+    const proxy = await ready;
+    // The first upgrade waited for the import: its client may have gone meanwhile.
+    if (socket.destroyed) return { status: 499, error: 'CLIENT_CLOSED' };
     const up = call.upstream!;
     const headers: Record<string, string | string[]> = { ...up.headers };
     // The upgrade handshake headers are hop-by-hop but must reach the upstream as sent.
