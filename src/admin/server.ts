@@ -12,7 +12,7 @@ import { openApiRoute, registerOpenApi } from './openapi.js';
 import type { AdminContext } from './context.js';
 import { consoleRoutes } from '../console/server.js';
 import { ConsoleSessions, INTERNAL_HEADER } from '../console/sessions.js';
-import { lazyValidatorFactory } from './validators.js';
+import { lazySerializerFactory, lazyValidatorFactory } from './compilers.js';
 
 const BODY_METHODS = new Set(['POST', 'PUT', 'PATCH']);
 
@@ -31,7 +31,7 @@ export function buildAdminServer(ctx: AdminContext): FastifyInstance {
     genReqId: (req) => requestIdFrom(req.headers['x-request-id']),
     return503OnClosing: true,
     ajv: { customOptions: { allErrors: true, removeAdditional: false, coerceTypes: false, useDefaults: false, verbose: true } },
-    schemaController: { compilersFactory: { buildValidator: lazyValidatorFactory } },
+    schemaController: { compilersFactory: { buildValidator: lazyValidatorFactory, buildSerializer: lazySerializerFactory } },
   });
   app.decorateRequest('principal', null);
   const routes: RegisteredRoute[] = [];
