@@ -168,7 +168,7 @@ export const PROVIDER_SCHEMA = {
   },
 } as const;
 
-const validateEntry = lazyValidator(PROVIDER_SCHEMA);
+const validateEntry = lazyValidator('catalogEntry', PROVIDER_SCHEMA);
 
 /** A host label: what a url field may hold, so it can never change which host is reached. */
 export const URL_FIELD_VALUE = /^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$/;

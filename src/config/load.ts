@@ -85,7 +85,7 @@ export function isLoopback(host: string): boolean {
   return host === 'localhost' || host === '::1' || /^127\.\d+\.\d+\.\d+$/.test(host);
 }
 
-const validate = lazyValidator(CONFIG_SCHEMA);
+const validate = lazyValidator('config', CONFIG_SCHEMA);
 
 /**
  * Defaults < config file(s) < environment, validated once. Every problem is

@@ -116,7 +116,7 @@ export const HMAC_TEMPLATE_SCHEMA = {
   },
 } as const;
 
-const validate = lazyValidator(HMAC_TEMPLATE_SCHEMA);
+const validate = lazyValidator('hmacTemplate', HMAC_TEMPLATE_SCHEMA);
 
 /** Problems of a template against the fields a record (or catalog entry) has; `where` prefixes each field name. */
 export function hmacTemplateProblems(raw: unknown, fieldNames: ReadonlySet<string>, where: string): ErrorDetail[] {
