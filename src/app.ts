@@ -230,8 +230,13 @@ export async function startApp(config: Config, log: Logger, options: StartOption
       onCall: observeCall(metrics, auditLog),
       onTunnel: (kind) => metrics.tunnelOpened(kind),
     });
-    await listen(proxy.server, config.proxyAddress.host, config.proxyAddress.port);
-    if (serveAdmin) await admin.listen({ host: config.adminAddress.host, port: config.adminAddress.port });
+    // Both at once (the admin listener's fastify boot is most of it); settled before any error is
+    // thrown, so the clean-up below never races a bind still under way. The proxy's error comes first.
+    const bound = await Promise.allSettled([
+      listen(proxy.server, config.proxyAddress.host, config.proxyAddress.port),
+      serveAdmin ? admin.listen({ host: config.adminAddress.host, port: config.adminAddress.port }) : undefined,
+    ]);
+    for (const b of bound) if (b.status === 'rejected') throw b.reason;
     const proxyUrl = urlOf(proxy.server);
     const adminUrl = serveAdmin ? urlOf(admin.server) : '';
     adminBound = adminUrl;

@@ -19,6 +19,7 @@ import { LatchkeyError } from './errors.js';
 import { createLogger } from './log.js';
 import { startApp, type RunningApp } from './app.js';
 import { upstreamCa } from './proxy/tls.js';
+import { LocalCa } from './tls/ca.js';
 import { parseTtl, runEnvironment } from './run/env.js';
 
 const FORWARDED_SIGNALS: NodeJS.Signals[] = ['SIGINT', 'SIGTERM', 'SIGHUP', 'SIGQUIT'];
@@ -98,8 +99,9 @@ export async function runCommand(config: Config, opts: RunOptions, command: stri
     }
     const { record, key } = store.apiKeys.create(input);
     keyId = record.keyId;
-    const caPem = store.localCa.current()?.certPem;
-    if (!caPem) throw new ConfigError('run: the running latchkey has no local CA yet (is it an older version?)');
+    // The CA the listening latchkey signs tunnels with: made here if none has been needed yet (a
+    // latchkey makes its CA at first use, and every process on the database agrees on the first one).
+    const caPem = await LocalCa.open(store).certificatePem();
     // System roots plus latchkey's CA: the variables below replace a client's default store, not extend it.
     const bundle = join(dir, 'ca-bundle.pem');
     writeFileSync(bundle, `${[...upstreamCa(null), caPem].join('\n')}\n`, { mode: 0o600 });

@@ -3,24 +3,22 @@ import { resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { ConfigError, loadConfig, type Config } from './config/load.js';
 import { createLogger, resolveLogFormat } from './log.js';
-import { startApp } from './app.js';
-import { isClusterWorker, runPrimary, runWorker, stopAndExit } from './cluster.js';
+// Imported first thing: libsodium compiles its WebAssembly on another thread while the rest loads.
 import { initSodium } from './crypto/seal.js';
 import { MasterKeyError, generateMasterKeyFile, readMasterKeyFile } from './crypto/master-key.js';
 import { DatabaseError, backupTo, openDatabase } from './store/db.js';
 import { Store, replaceKeyFile } from './store/store.js';
-import { keysCommand } from './cli-keys.js';
-import { catalogTable } from './catalog/table.js';
 import { COMMAND_HELP, HELP } from './cli-help.js';
-import { caCommand } from './cli-ca.js';
-import { runCommand } from './cli-run.js';
 
-
+// Each subcommand's modules are imported when it runs (the server's are most of a start).
 
 /** Problems a person can fix: one line on stderr, exit 1. */
 const EXPECTED = [ConfigError, MasterKeyError, DatabaseError];
 
 async function serve(config: Config): Promise<void> {
+  const sodium = initSodium();
+  const [{ isClusterWorker, runPrimary, runWorker, stopAndExit }, { startApp }] = await Promise.all([import('./cluster.js'), import('./app.js')]);
+  await sodium;
   const log = createLogger(config.logLevel, undefined, {
     format: resolveLogFormat(config.logFormat, process.stdout.isTTY === true),
     shared: isClusterWorker(),
@@ -115,15 +113,16 @@ export async function main(argv: string[]): Promise<void> {
     case 'backup':
       return backup(config, rest[0]);
     case 'keys':
-      return keysCommand(config, rest, values);
+      return (await import('./cli-keys.js')).keysCommand(config, rest, values);
     case 'ca':
-      return caCommand(config, rest);
+      return (await import('./cli-ca.js')).caCommand(config, rest);
     case 'run': {
+      const { runCommand } = await import('./cli-run.js');
       const code = await runCommand(config, { integrations: values.integrations, ttl: values.ttl }, rest);
       process.exit(code);
     }
     case 'catalog':
-      process.stdout.write(`${catalogTable(config.providerCatalog.list())}\n`);
+      process.stdout.write(`${(await import('./catalog/table.js')).catalogTable(config.providerCatalog.list())}\n`);
       return;
     default:
       throw new ConfigError(`unknown command "${command}" (see latchkey --help)`);
