@@ -7,7 +7,9 @@
  *   10 integrations at random, 100,000 at random (plans all cached first),
  *   10 with 2 workers; then 1 GiB up and 1 GiB down through one latchkey
  *   with its RSS growth, and GET /v1/audit?integrationId= over a trail of
- *   5 million calls spread over 10,000 integrations.
+ *   5 million calls spread over 10,000 integrations; start times until
+ *   /readyz answers: `latchkey serve` on the 100,000-integration database
+ *   and `npm start` on a new data directory (bench/start-time.ts).
  * Prints one table with ratios against nginx and the bare undici forwarder.
  *
  * Environment: BENCH_SECONDS (default 10), BENCH_CONNECTIONS (default 32),
@@ -28,6 +30,7 @@ import { buildTrail, timeAuditReads } from './audit-trail.js';
 import { benchEnv, seedIntegrations } from './seed.js';
 import { leafMintMs, makeBenchPki, tunnelRows } from './connect.js';
 import { redactionInProcess } from './redaction.js';
+import { describeStarts, npmStartTimes, serveStartTimes } from './start-time.js';
 
 const SHORT = process.env.BENCH_SHORT === '1' || process.argv.includes('--short');
 const SECONDS = Number(process.env.BENCH_SECONDS ?? (SHORT ? 1 : 10));
@@ -36,6 +39,7 @@ const MANY = SHORT ? 1000 : 100_000;
 const TRANSFER_BYTES = SHORT ? 16 * 1024 * 1024 : 1024 * 1024 * 1024;
 const TRAIL_ROWS = Number(process.env.BENCH_TRAIL_ROWS ?? (SHORT ? 20_000 : 5_000_000));
 const TRAIL_INTEGRATIONS = SHORT ? 1000 : 10_000;
+const START_RUNS = SHORT ? 2 : 7;
 const here = fileURLToPath(new URL('.', import.meta.url));
 const cli = join(here, '..', 'src', 'cli.js');
 const children: ChildProcess[] = [];
@@ -184,6 +188,9 @@ async function main(): Promise<void> {
   const sameTen = await measure(`latchkey, 10 of those ${MANY.toLocaleString('en')} at random`, { ...target, randomOf: 10 });
   manyRow.note = `RSS ${rss(lk.pid).now.toFixed(0)} MiB, ${(lkMany.rps / lk10.rps).toFixed(2)}x of 10, ${(lkMany.rps / sameTen.rps).toFixed(2)}x of 10 in this process; serve ready in ${startMs.toFixed(0)} ms`;
   await stop(lk.pid);
+  // Start time on that database, alone on the machine (goal: under 500 ms).
+  const serveStarts = await serveStartTimes(many.env, START_RUNS);
+  rows.push({ name: `latchkey serve to /readyz, ${MANY.toLocaleString('en')} integrations`, note: describeStarts(serveStarts) });
 
   // The audit trail.
   const trail = await latchkey('trail');
@@ -195,6 +202,9 @@ async function main(): Promise<void> {
     note: `median ${reads.median.toFixed(1)} ms, max ${reads.max.toFixed(1)} ms, ${reads.rows.toFixed(0)} rows a page`,
   });
   await stop(lk.pid);
+
+  // What a person waits for on an installed checkout (goal: under 1 s).
+  rows.push({ name: 'npm start to /readyz, new data directory', note: describeStarts(await npmStartTimes(START_RUNS, adminKey)) });
 
   const ratio = (r: Row, base: LoadResult | null): string => (base && r.rps ? (r.rps / base.rps).toFixed(2) : '');
   console.log(`\n${CONNECTIONS} connections, ${SECONDS} s each, load from ${USE_WRK ? 'wrk' : 'autocannon'}, node ${process.version}${SHORT ? ', SHORT MODE (figures mean nothing)' : ''}\n`);
