@@ -2,13 +2,24 @@
  * GET /openapi.json: an OpenAPI 3.1 document built by @fastify/swagger from
  * the very schemas the routes validate requests with, completed with each
  * route's responses and error codes from api-docs.ts.
+ *
+ * Built at the first ask, not at start: @fastify/swagger (with its YAML
+ * library) was a tenth of a start. It must see every route as it is
+ * registered, so the document comes from a second admin app built the same
+ * way with the plugin in it, made ready, read and closed; it never listens.
+ * The first GET /openapi.json (or console page that reads it) takes that
+ * once (some tens of milliseconds); later ones are served from memory.
  */
-import swagger from '@fastify/swagger';
 import type { FastifyInstance } from 'fastify';
+import type { default as SwaggerPlugin } from '@fastify/swagger';
 import { ERROR_STATUS, type ErrorCode } from '../errors.js';
+import { lazyModule } from '../lazy.js';
 import { AUTH_ERRORS, BODY_ERRORS, COMPONENT_SCHEMAS, QUERY_ERRORS, ROUTE_DOCS, type RouteDoc } from './api-docs.js';
 
-type Json = Record<string, unknown>;
+export type Swagger = typeof SwaggerPlugin;
+const swaggerModule = lazyModule('the API description', () => import('@fastify/swagger'));
+
+export type Json = Record<string, unknown>;
 interface Operation extends Json {
   requestBody?: unknown;
   parameters?: Array<{ in: string }>;
@@ -24,7 +35,8 @@ export const openApiPath = (url: string): string => url.replace(/:([A-Za-z0-9_]+
 export const isDocumentedRoute = (method: string, url: string): boolean =>
   method !== 'HEAD' && (!url.startsWith('/console') || url === '/console');
 
-export function registerOpenApi(app: FastifyInstance): void {
+/** Only on the app that describes the API (see above). */
+export function registerOpenApi(app: FastifyInstance, swagger: Swagger): void {
   void app.register(swagger, {
     openapi: {
       openapi: '3.1.0',
@@ -51,12 +63,26 @@ export function registerOpenApi(app: FastifyInstance): void {
   });
 }
 
-export function openApiRoute(app: FastifyInstance): void {
-  let cached: Json | null = null;
-  app.get('/openapi.json', async () => {
-    cached ??= complete(structuredClone(app.swagger() as unknown as Json));
-    return cached;
-  });
+/** The completed document of the app `build` makes with the plugin registered: built once, at the first call. */
+export function apiDocument(build: (swagger: Swagger) => FastifyInstance): () => Promise<Json> {
+  let doc: Promise<Json> | undefined;
+  return () =>
+    (doc ??= (async () => {
+      const app = build((await swaggerModule()).default);
+      try {
+        await app.ready();
+        return complete(structuredClone(app.swagger() as unknown as Json));
+      } finally {
+        await app.close();
+      }
+    })().catch((err: unknown) => {
+      doc = undefined;
+      throw err;
+    }));
+}
+
+export function openApiRoute(app: FastifyInstance, document: () => Promise<Json>): void {
+  app.get('/openapi.json', document);
 }
 
 function errorResponses(codes: ErrorCode[]): Json {

@@ -8,7 +8,7 @@ import { accessRoutes } from './access-routes.js';
 import { catalogRoutes } from './catalog-routes.js';
 import { oauthCallbackRoute, oauthRoutes } from './oauth-routes.js';
 import { statusClass } from '../metrics.js';
-import { openApiRoute, registerOpenApi } from './openapi.js';
+import { apiDocument, openApiRoute, registerOpenApi, type Json, type Swagger } from './openapi.js';
 import type { AdminContext } from './context.js';
 import { consoleRoutes } from '../console/server.js';
 import { ConsoleSessions, INTERNAL_HEADER } from '../console/sessions.js';
@@ -24,7 +24,11 @@ export interface RegisteredRoute {
 /** Every route the admin listener serves, as fastify registered them (onRoute): the OpenAPI test compares. */
 export const registeredRoutes = new WeakMap<FastifyInstance, RegisteredRoute[]>();
 
-export function buildAdminServer(ctx: AdminContext): FastifyInstance {
+/**
+ * The admin app. With `swagger`: the app that only describes the API
+ * (src/admin/openapi.ts), the same routes with @fastify/swagger registered first.
+ */
+export function buildAdminServer(ctx: AdminContext, swagger?: Swagger): FastifyInstance {
   const app = Fastify({
     logger: false,
     bodyLimit: ctx.bodyLimit,
@@ -72,11 +76,12 @@ export function buildAdminServer(ctx: AdminContext): FastifyInstance {
     );
   });
 
-  registerOpenApi(app);
+  if (swagger) registerOpenApi(app, swagger);
+  const document = apiDocument((plugin) => buildAdminServer(ctx, plugin));
   // Inside plugins, so the routes are registered after @fastify/swagger's onRoute hook.
-  void app.register(async (root) => serviceRoutes(root, ctx));
+  void app.register(async (root) => serviceRoutes(root, ctx, document));
   const sessions = new ConsoleSessions(ctx.keys, ctx.consoleSessionMinutes);
-  consoleRoutes(app, ctx, sessions);
+  consoleRoutes(app, ctx, sessions, document);
   void app.register(
     async (v1) => {
       v1.addHook('onRequest', async (req) => {
@@ -110,7 +115,7 @@ export function buildAdminServer(ctx: AdminContext): FastifyInstance {
 }
 
 /** Health, metrics and the API description: no credential needed. */
-function serviceRoutes(app: FastifyInstance, ctx: AdminContext): void {
+function serviceRoutes(app: FastifyInstance, ctx: AdminContext, document: () => Promise<Json>): void {
   app.get('/healthz', async () => ({ status: 'ok' }));
   app.get('/readyz', async (req, reply) => {
     if (!ctx.ready()) {
@@ -125,5 +130,5 @@ function serviceRoutes(app: FastifyInstance, ctx: AdminContext): void {
     const text = await ctx.metrics.registry.metrics();
     return reply.type(ctx.metrics.registry.contentType).send(text);
   });
-  openApiRoute(app);
+  openApiRoute(app, document);
 }

@@ -29,9 +29,9 @@ const utcIso = (value: string | null): string | null | undefined => {
 
 export function accessPages(app: FastifyInstance, kit: ConsoleKit): void {
   /** Optional key fields (request rules, rate limits) appear when the API's own schema has them. */
-  const keyOptions = () => {
-    const props = (kit.bodySchema('POST', '/v1/api-keys')?.properties ?? {}) as View;
-    const patch = kit.bodySchema('PATCH', '/v1/api-keys/{keyId}')?.properties as View | undefined;
+  const keyOptions = async () => {
+    const props = ((await kit.bodySchema('POST', '/v1/api-keys'))?.properties ?? {}) as View;
+    const patch = (await kit.bodySchema('PATCH', '/v1/api-keys/{keyId}'))?.properties as View | undefined;
     return { rules: 'rules' in props, rateLimit: 'rateLimit' in props, patch: patch ? new Set(Object.keys(patch)) : null };
   };
 
@@ -66,7 +66,7 @@ ${fields.has('rateLimit') ? html`<label>Rate limit: requests<input name="rateReq
     const a = await kit.api(req, 'GET', '/v1/api-keys?limit=200');
     const rows = (a.json?.data ?? []) as View[];
     const csrf = (req.consoleSession as Session).csrf;
-    const opts = keyOptions();
+    const opts = await keyOptions();
     const body = html`
 ${created ? onceBox(`New key "${String(created.name)}"`, String(created.key), 'Copy it now: it is shown this once and cannot be read again (only its hash is stored).') : ''}
 <section aria-labelledby="keys-h"><h2 id="keys-h">Active keys</h2>

@@ -51,7 +51,7 @@ export interface ConsoleKit {
   /** The error text of a failed API answer, with the fields it names. */
   problem: (a: ApiAnswer) => string;
   /** The JSON body schema a route validates with (from the OpenAPI document): optional fields show when the API has them. */
-  bodySchema: (method: string, path: string) => Record<string, unknown> | null;
+  bodySchema: (method: string, path: string) => Promise<Record<string, unknown> | null>;
 }
 
 const ASSETS: Record<string, string> = {
@@ -95,9 +95,8 @@ function requestOrigin(req: FastifyRequest): string | null {
   return null;
 }
 
-export function consoleRoutes(root: FastifyInstance, ctx: AdminContext, sessions: ConsoleSessions): void {
+export function consoleRoutes(root: FastifyInstance, ctx: AdminContext, sessions: ConsoleSessions, apiDocument: () => Promise<Record<string, unknown>>): void {
   const assets = new Map(Object.keys(ASSETS).map((name) => [name, readFileSync(join(packageRoot(), 'src', 'console', 'assets', name), 'utf8')]));
-  let docCache: Record<string, unknown> | null = null;
 
   const kit: ConsoleKit = {
     ctx,
@@ -126,9 +125,8 @@ export function consoleRoutes(root: FastifyInstance, ctx: AdminContext, sessions
       const e = a.json?.error as { code?: string; message?: string } | undefined;
       return e ? `${e.message ?? 'failed'} (${e.code ?? a.status})` : `failed (${a.status})`;
     },
-    bodySchema: (method, path) => {
-      docCache ??= root.swagger() as unknown as Record<string, unknown>;
-      const paths = docCache.paths as Record<string, Record<string, { requestBody?: { content?: Record<string, { schema?: Record<string, unknown> }> } }>>;
+    bodySchema: async (method, path) => {
+      const paths = (await apiDocument()).paths as Record<string, Record<string, { requestBody?: { content?: Record<string, { schema?: Record<string, unknown> }> } }>>;
       return paths[path]?.[method.toLowerCase()]?.requestBody?.content?.['application/json']?.schema ?? null;
     },
   };

@@ -123,6 +123,14 @@ describe('the first use after a start', () => {
     expect(wsUpgrades[0]?.authorization).toBe('Bearer sock-token');
   });
 
+  it('of the API description: the first GET /openapi.json is the whole document, the same at the second', async () => {
+    const [first, second] = [await call(`${server.adminUrl}/openapi.json`), await call(`${server.adminUrl}/openapi.json`)];
+    expect(first.status).toBe(200);
+    expect(first.json.openapi).toBe('3.1.0');
+    expect(Object.keys(first.json.paths)).toEqual(expect.arrayContaining(['/v1/integrations', '/v1/integrations/{integrationId}', '/readyz']));
+    expect(second.text).toBe(first.text);
+  });
+
   it('of widget tokens: the first one is minted and accepted from its origin', async () => {
     const minted = await admin.post('/v1/tokens', { integrations: ['web'], origins: [ORIGIN], ttlSeconds: 120 });
     expect(minted.status).toBe(201);
