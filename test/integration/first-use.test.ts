@@ -1,6 +1,7 @@
 /**
  * What a start no longer loads (the local CA and its X.509 code, the
- * WebSocket proxy, JWT, the admin routes' validators) is loaded by the first
+ * WebSocket proxy, JWT, OAuth 2, the OpenAPI generator, the admin routes'
+ * validators) is loaded by the first
  * call that needs it: each such first call after a start, in a real
  * `latchkey serve` process on a new database, answers as it always did.
  */
@@ -15,7 +16,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { serverEnv, startServer, type ServerProcess } from '../helpers/child.js';
 import { makePki } from '../helpers/certs.js';
 import { ensureLoopbackNames } from '../helpers/hosts.js';
-import { startUpstream, type Upstream } from '../helpers/upstream.js';
+import { echo, startUpstream, type Upstream } from '../helpers/upstream.js';
 import { adminClient, basic, call, type AdminClient, type Reply } from '../helpers/http.js';
 import { newAdminKey } from '../helpers/latchkey.js';
 import { tmpDir } from '../helpers/tmp.js';
@@ -31,6 +32,8 @@ let server: ServerProcess;
 let admin: AdminClient;
 let tlsUp: Upstream;
 let webUp: Upstream;
+/** An echo that is also an OAuth 2 token endpoint (client credentials). */
+let oauthUp: Upstream;
 let wsServer: http.Server;
 const wsUpgrades: http.IncomingHttpHeaders[] = [];
 let adminKey: string;
@@ -57,6 +60,12 @@ beforeAll(async () => {
   env = serverEnv(dir, { LATCHKEY_CONFIG: cfg, LATCHKEY_ADMIN_KEY: adminKey, LATCHKEY_JWT_SECRET: 'first-use-jwt-secret-of-at-least-32-bytes' });
   tlsUp = await startUpstream(undefined, pki);
   webUp = await startUpstream();
+  oauthUp = await startUpstream((req, res) => {
+    if (req.url !== '/oauth/token') return echo(req, res);
+    req.resume();
+    res.writeHead(200, { 'content-type': 'application/json' });
+    res.end(JSON.stringify({ access_token: 'first-use-access-token', token_type: 'Bearer', expires_in: 3600 }));
+  });
   wsServer = http.createServer();
   new WebSocketServer({ server: wsServer }).on('connection', (socket, req) => {
     wsUpgrades.push(req.headers);
@@ -76,6 +85,9 @@ beforeAll(async () => {
     expect((await admin.post('/v1/integrations', { integrationId, baseUrl, redactResponses: false })).status).toBe(201);
     expect((await admin.post(`/v1/integrations/${integrationId}/auth`, { authType: 'BEARER_TOKEN', token: `${integrationId}-token` })).status).toBe(201);
   }
+  expect((await admin.post('/v1/integrations', { integrationId: 'oauth', baseUrl: oauthUp.url, redactResponses: false })).status).toBe(201);
+  const oauth2 = { tokenUrl: `${oauthUp.url}/oauth/token`, clientId: 'first-use', clientSecret: 'first-use-secret' };
+  expect((await admin.post('/v1/integrations/oauth/auth', { authType: 'OAUTH2_CLIENT_CREDENTIALS', oauth2 })).status).toBe(201);
 });
 
 afterAll(async () => {
@@ -83,6 +95,7 @@ afterAll(async () => {
   await server?.exited;
   await tlsUp?.close();
   await webUp?.close();
+  await oauthUp?.close();
   wsServer?.closeAllConnections();
   wsServer?.close();
 });
@@ -121,6 +134,13 @@ describe('the first use after a start', () => {
     ws.close();
     expect(wsUpgrades).toHaveLength(1);
     expect(wsUpgrades[0]?.authorization).toBe('Bearer sock-token');
+  });
+
+  it('of OAuth 2: the first call of a client-credentials integration gets a token and carries it', async () => {
+    const res = await call(`${server.proxyUrl}/oauth/items`, { headers: { 'x-latchkey-key': adminKey } });
+    expect(res.status).toBe(200);
+    expect(JSON.parse(res.text).headers.authorization).toBe('Bearer first-use-access-token');
+    expect(oauthUp.seen.filter((r) => r.url === '/oauth/token')).toHaveLength(1);
   });
 
   it('of the API description: the first GET /openapi.json is the whole document, the same at the second', async () => {

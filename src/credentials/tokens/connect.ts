@@ -5,7 +5,7 @@
  * single-use, ten minutes long, and stored only as a hash; the PKCE verifier
  * and the client secret wait sealed.
  */
-import * as oauth from 'oauth4webapi';
+import type * as OAuth from 'oauth4webapi';
 import { LatchkeyError, validationError, type ErrorDetail } from '../../errors.js';
 import { endpointProblem, type TokenConfig } from '../kinds/token-kinds.js';
 import type { Store } from '../../store/store.js';
@@ -14,7 +14,7 @@ import type { Catalog } from '../../catalog/catalog.js';
 import { isIntegrationId } from '../../admin/schemas.js';
 import { parseBaseUrl } from '../../hosts.js';
 import { liveToken } from './token-cache.js';
-import { PROCESS_OPTIONS, checkIssued, clientAuthOf, grantErrorOf, serverOf, tokenRequestOptions, DEFAULT_EXPIRES_IN, type GrantContext } from './grants.js';
+import { PROCESS_OPTIONS, checkIssued, clientAuthOf, grantErrorOf, serverOf, tokenLibraries, tokenRequestOptions, DEFAULT_EXPIRES_IN, type GrantContext } from './grants.js';
 
 export const STATE_TTL_MS = 10 * 60 * 1000;
 
@@ -113,6 +113,7 @@ export async function startConnect(
     ...(!existing && providerId ? { provider: providerId } : {}),
     ...(keyId ? { keyId } : {}),
   };
+  const { oauth } = await tokenLibraries();
   const state = oauth.generateRandomState();
   const codeVerifier = oauth.generateRandomCodeVerifier();
   const url = new URL(settings.authorizeUrl);
@@ -148,6 +149,8 @@ const invalidState = (): LatchkeyError =>
 export async function finishConnect(deps: ConnectDeps, query: Record<string, string | undefined>): Promise<Connected> {
   const state = query.state;
   if (!state || state.length > 512) throw invalidState();
+  // Loaded before the state is used up: if it cannot be, the person can still retry with the same link.
+  const { oauth } = await tokenLibraries();
   const pending = deps.store.oauthStates.consume(state, Date.now());
   if (!pending) throw invalidState();
   const { settings, secrets } = pending;
@@ -159,17 +162,17 @@ export async function finishConnect(deps: ConnectDeps, query: Record<string, str
   if (!query.code || query.code.length > 4096) throw new LatchkeyError('VALIDATION_ERROR', 'the provider sent no authorization code');
 
   const as = serverOf(settings.tokenUrl);
-  const client: oauth.Client = { client_id: settings.clientId };
-  let tokens: oauth.TokenEndpointResponse;
+  const client: OAuth.Client = { client_id: settings.clientId };
+  let tokens: OAuth.TokenEndpointResponse;
   try {
     // The state was checked against the database above; the code goes to the token endpoint bound to that state.
     const res = await oauth.genericTokenEndpointRequest(
       as,
       client,
-      clientAuthOf(settings.clientAuth, secrets.clientSecret),
+      clientAuthOf(oauth, settings.clientAuth, secrets.clientSecret),
       'authorization_code',
       { code: query.code, redirect_uri: settings.redirectUri, code_verifier: secrets.codeVerifier },
-      tokenRequestOptions(deps.grant, settings.tokenUrl),
+      tokenRequestOptions(oauth, deps.grant, settings.tokenUrl),
     );
     tokens = await oauth.processGenericTokenEndpointResponse(as, client, res, PROCESS_OPTIONS);
     checkIssued(tokens.access_token, tokens.refresh_token);

@@ -1,15 +1,29 @@
 /**
  * One token request per kind. OAuth 2 grants go through oauth4webapi (strict
  * response checks); the JWTs (Google's RS256 assertion, a GitHub App's JWT)
- * are made with jose. Every request uses latchkey's own undici agent, so a
+ * are made with jose; both are imported at the first token request. Every request uses latchkey's own undici agent, so a
  * proxy variable in latchkey's environment never routes a secret elsewhere.
  */
 import { createPrivateKey } from 'node:crypto';
-import * as oauth from 'oauth4webapi';
-import { SignJWT } from 'jose';
+import type * as OAuth from 'oauth4webapi';
 import { fetch as undiciFetch, type Dispatcher } from 'undici';
 import type { TokenConfig, TokenSecrets } from '../kinds/token-kinds.js';
 import { isInsecureEndpoint } from '../kinds/token-kinds.js';
+import { LatchkeyError } from '../../errors.js';
+import { lazyModule } from '../../lazy.js';
+
+interface Libraries {
+  oauth: typeof OAuth;
+  jose: typeof import('jose');
+}
+/** Set once the libraries are loaded: an oauth4webapi error can only exist after that. */
+let loaded: Libraries | undefined;
+/** oauth4webapi and jose, imported at the first token request or connect flow (src/lazy.ts), not at start. */
+export const tokenLibraries = lazyModule('OAuth 2 and JWT token requests', async (): Promise<Libraries> => {
+  const [oauth, jose] = await Promise.all([import('oauth4webapi'), import('jose')]);
+  loaded = { oauth, jose };
+  return loaded;
+});
 
 export interface IssuedToken {
   accessToken: string;
@@ -44,7 +58,7 @@ const REFUSALS = new Set(['invalid_grant', 'invalid_client', 'unauthorized_clien
  * Token types accepted besides bearer: Slack's OAuth v2 answers "bot" or
  * "user" for tokens that are sent as bearer tokens all the same.
  */
-export const PROCESS_OPTIONS: oauth.ProcessTokenResponseOptions = {
+export const PROCESS_OPTIONS: OAuth.ProcessTokenResponseOptions = {
   recognizedTokenTypes: { bot: () => undefined, user: () => undefined },
 };
 
@@ -53,8 +67,8 @@ export interface GrantContext {
   timeoutMs: number;
 }
 
-function requestOptions(ctx: GrantContext, endpoint: string): oauth.TokenEndpointRequestOptions {
-  const fetchVia: NonNullable<oauth.TokenEndpointRequestOptions[typeof oauth.customFetch]> = (url, init) =>
+function requestOptions(oauth: typeof OAuth, ctx: GrantContext, endpoint: string): OAuth.TokenEndpointRequestOptions {
+  const fetchVia: NonNullable<OAuth.TokenEndpointRequestOptions[typeof OAuth.customFetch]> = (url, init) =>
     undiciFetch(url, { ...init, dispatcher: ctx.agent } as Parameters<typeof undiciFetch>[1]) as unknown as Promise<Response>;
   return {
     [oauth.customFetch]: fetchVia,
@@ -67,6 +81,10 @@ function requestOptions(ctx: GrantContext, endpoint: string): oauth.TokenEndpoin
 /** Maps oauth4webapi's and the network's errors to a GrantError, keeping only codes and statuses. */
 export function grantErrorOf(err: unknown): GrantError {
   if (err instanceof GrantError) return err;
+  // The libraries could not be loaded: that is the reason to give.
+  if (err instanceof LatchkeyError) return new GrantError('failed', err.message);
+  const oauth = loaded?.oauth;
+  if (!oauth) return networkError(err);
   if (err instanceof oauth.ResponseBodyError) {
     return new GrantError(REFUSALS.has(err.error) ? 'refused' : 'failed', `token endpoint answered ${err.status} ${err.error}`);
   }
@@ -75,6 +93,10 @@ export function grantErrorOf(err: unknown): GrantError {
     return new GrantError(err.status === 401 ? 'refused' : 'failed', `token endpoint answered ${err.status} with a challenge`);
   }
   if (err instanceof oauth.OperationProcessingError) return new GrantError('failed', `token endpoint response refused (${err.code ?? 'invalid'})`);
+  return networkError(err);
+}
+
+function networkError(err: unknown): GrantError {
   const e = err as { name?: string; code?: string; cause?: { code?: string } };
   const code = e.cause?.code ?? e.code ?? e.name ?? 'error';
   return new GrantError('failed', `token endpoint unreachable (${code})`);
@@ -98,21 +120,22 @@ export function checkIssued(accessToken: unknown, refreshToken?: unknown): asser
   }
 }
 
-function issued(r: oauth.TokenEndpointResponse): IssuedToken {
+function issued(r: OAuth.TokenEndpointResponse): IssuedToken {
   checkIssued(r.access_token, r.refresh_token);
   const expiresIn = typeof r.expires_in === 'number' && r.expires_in > 0 ? r.expires_in : DEFAULT_EXPIRES_IN;
   return { accessToken: r.access_token, expiresIn, ...(r.refresh_token ? { refreshToken: r.refresh_token } : {}) };
 }
 
-function clientAuthOf(method: 'basic' | 'post' | 'none', secret: string | undefined): oauth.ClientAuth {
+function clientAuthOf(oauth: typeof OAuth, method: 'basic' | 'post' | 'none', secret: string | undefined): OAuth.ClientAuth {
   if (method === 'none' || secret === undefined) return oauth.None();
   return method === 'post' ? oauth.ClientSecretPost(secret) : oauth.ClientSecretBasic(secret);
 }
 
-export const serverOf = (tokenUrl: string): oauth.AuthorizationServer => ({ issuer: new URL(tokenUrl).origin, token_endpoint: tokenUrl });
+export const serverOf = (tokenUrl: string): OAuth.AuthorizationServer => ({ issuer: new URL(tokenUrl).origin, token_endpoint: tokenUrl });
 
 /** An RS256 JWT signed with a PEM key (PKCS#8 or, as GitHub issues them, PKCS#1). */
 async function signJwt(pem: string, claims: Record<string, unknown>, header: Record<string, string>, ttlSeconds: number, backdate = 0): Promise<string> {
+  const { SignJWT } = (await tokenLibraries()).jose;
   const key = createPrivateKey(pem);
   const now = Math.floor(Date.now() / 1000);
   return new SignJWT(claims)
@@ -166,26 +189,27 @@ async function githubInstallationToken(ctx: GrantContext, c: Extract<TokenConfig
 /** Asks the kind's token endpoint for a new access token. Throws GrantError. */
 export async function requestToken(ctx: GrantContext, config: TokenConfig, secrets: TokenSecrets): Promise<IssuedToken> {
   try {
+    const { oauth } = await tokenLibraries();
     switch (config.kind) {
       case 'OAUTH2_CLIENT_CREDENTIALS': {
         const as = serverOf(config.tokenUrl);
-        const client: oauth.Client = { client_id: config.clientId };
+        const client: OAuth.Client = { client_id: config.clientId };
         const params: Record<string, string> = {};
         if (config.scope) params.scope = config.scope;
         if (config.audience) params.audience = config.audience;
-        const opts = requestOptions(ctx, config.tokenUrl);
-        const res = await oauth.clientCredentialsGrantRequest(as, client, clientAuthOf(config.clientAuth, secrets.clientSecret), params, opts);
+        const opts = requestOptions(oauth, ctx, config.tokenUrl);
+        const res = await oauth.clientCredentialsGrantRequest(as, client, clientAuthOf(oauth, config.clientAuth, secrets.clientSecret), params, opts);
         return issued(await oauth.processClientCredentialsResponse(as, client, res, PROCESS_OPTIONS));
       }
       case 'OAUTH2_REFRESH_TOKEN': {
         const as = serverOf(config.tokenUrl);
-        const client: oauth.Client = { client_id: config.clientId };
-        const opts = requestOptions(ctx, config.tokenUrl);
+        const client: OAuth.Client = { client_id: config.clientId };
+        const opts = requestOptions(oauth, ctx, config.tokenUrl);
         if (config.scope) opts.additionalParameters = { scope: config.scope };
         const res = await oauth.refreshTokenGrantRequest(
           as,
           client,
-          clientAuthOf(config.clientAuth, secrets.clientSecret),
+          clientAuthOf(oauth, config.clientAuth, secrets.clientSecret),
           secrets.refreshToken ?? '',
           opts,
         );
@@ -198,9 +222,9 @@ export async function requestToken(ctx: GrantContext, config: TokenConfig, secre
         const header: Record<string, string> = config.privateKeyId ? { kid: config.privateKeyId } : {};
         const assertion = await signJwt(secrets.privateKey ?? '', claims, header, 3600);
         const as = serverOf(config.tokenUri);
-        const client: oauth.Client = { client_id: config.clientEmail };
-        const noClientAuth: oauth.ClientAuth = () => undefined;
-        const opts = requestOptions(ctx, config.tokenUri);
+        const client: OAuth.Client = { client_id: config.clientEmail };
+        const noClientAuth: OAuth.ClientAuth = () => undefined;
+        const opts = requestOptions(oauth, ctx, config.tokenUri);
         const res = await oauth.genericTokenEndpointRequest(as, client, noClientAuth, JWT_BEARER, { assertion }, opts);
         return issued(await oauth.processGenericTokenEndpointResponse(as, client, res, PROCESS_OPTIONS));
       }
