@@ -5,7 +5,8 @@
  *     checkout (the staleness check, then `latchkey serve`), on a data
  *     directory of its own: the first start makes the database and the key;
  *   - `latchkey serve` (node dist/src/cli.js serve) on a given database.
- * Standalone: `node dist/bench/start-time.js [RUNS]` prints the `npm start` figure.
+ * Standalone: `node dist/bench/start-time.js [RUNS] [DATA_DIR]` prints the
+ * `npm start` figure, and the `latchkey serve` one on DATA_DIR's database.
  */
 import { execFileSync, spawn } from 'node:child_process';
 import { once } from 'node:events';
@@ -109,7 +110,13 @@ export async function npmStartTimes(runs: number, adminKey: string): Promise<Sta
 export const describeStarts = (t: StartTimes): string => `median ${t.median.toFixed(0)} ms of ${t.all.length} (${t.all.map((x) => x.toFixed(0)).join(', ')})`;
 
 if (process.argv[1]?.endsWith('start-time.js')) {
-  const runs = Number(process.argv[2] ?? 5);
-  const t = await npmStartTimes(runs, `lk_${randomBytes(32).toString('base64url')}`);
-  console.log(`npm start -> /readyz: ${describeStarts(t)}`);
+  const [runsArg, dir] = process.argv.slice(2);
+  const runs = Number(runsArg ?? 5);
+  const adminKey = `lk_${randomBytes(32).toString('base64url')}`;
+  console.log(`npm start -> /readyz: ${describeStarts(await npmStartTimes(runs, adminKey))}`);
+  if (dir) {
+    // A data directory holding latchkey.db and master.key (bench/seed.ts makes one).
+    const env = { PATH: process.env.PATH ?? '', LATCHKEY_DB: join(dir, 'latchkey.db'), LATCHKEY_MASTER_KEY_FILE: join(dir, 'master.key'), LATCHKEY_PROXY_ADDR: '127.0.0.1:0', LATCHKEY_ADMIN_KEY: adminKey };
+    console.log(`latchkey serve (${dir}) -> /readyz: ${describeStarts(await serveStartTimes(env, runs))}`);
+  }
 }
