@@ -3,7 +3,7 @@
  * runs a program with its HTTP(S) calls going through latchkey, with a key of
  * its own that expires and is revoked when the program exits.
  */
-import { spawn } from 'node:child_process';
+import { spawn, type ChildProcess } from 'node:child_process';
 import { chmodSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { request } from 'node:http';
 import { tmpdir } from 'node:os';
@@ -116,11 +116,15 @@ export async function runCommand(config: Config, opts: RunOptions, command: stri
 /** Runs the command with the terminal's stdio, forwards signals, and resolves with its exit status. */
 function spawnAndWait(file: string, args: string[], env: NodeJS.ProcessEnv): Promise<number> {
   return new Promise((resolve) => {
-    const child = spawn(file, args, { stdio: 'inherit', env });
+    // Listening before the command exists: it may run (and be signalled) before spawn() returns here,
+    // and a signal with no listener yet would kill latchkey run and orphan the command. The
+    // listeners run on a later turn, when `child` is set.
+    let child: ChildProcess | undefined;
     const forward = (signal: NodeJS.Signals): void => {
-      child.kill(signal);
+      child?.kill(signal);
     };
     for (const s of FORWARDED_SIGNALS) process.on(s, forward);
+    child = spawn(file, args, { stdio: 'inherit', env });
     const done = (status: number): void => {
       for (const s of FORWARDED_SIGNALS) process.removeListener(s, forward);
       resolve(status);
