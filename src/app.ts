@@ -241,6 +241,15 @@ export async function startApp(config: Config, log: Logger, options: StartOption
     const adminUrl = serveAdmin ? urlOf(admin.server) : '';
     adminBound = adminUrl;
     ready = true;
+    // A new database gets its local CA during its first start, once the listeners serve (so the start
+    // is not slower for it); a tunnel or /ca.pem that comes first makes it then, and both agree (ensure).
+    const caMade =
+      role.owner && !store.localCa.current()
+        ? localCa.certificatePem().then(
+            () => undefined,
+            (err: unknown) => log.warn({ errCode: (err as { code?: string }).code }, 'the local CA could not be made yet: it will be at its first use'),
+          )
+        : null;
     const flush = setInterval(() => keys.flushLastUsed(), 5000);
     flush.unref();
     const remoteMetrics = role.remoteMetrics;
@@ -265,6 +274,8 @@ export async function startApp(config: Config, log: Logger, options: StartOption
       localCa,
       stop: async () => {
         clearInterval(flush);
+        // Not cut half way: the CA is written in one transaction before the database closes.
+        await caMade;
         ready = false;
         // Stop accepting on both listeners; in-flight calls run to completion.
         const proxyClosed = new Promise<void>((r) => proxyServer.close(() => r()));
