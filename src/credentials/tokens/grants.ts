@@ -6,7 +6,7 @@
  */
 import { createPrivateKey } from 'node:crypto';
 import type * as OAuth from 'oauth4webapi';
-import { fetch as undiciFetch, type Dispatcher } from 'undici';
+import type { Dispatcher } from 'undici';
 import type { TokenConfig, TokenSecrets } from '../kinds/token-kinds.js';
 import { isInsecureEndpoint } from '../kinds/token-kinds.js';
 import { LatchkeyError } from '../../errors.js';
@@ -15,13 +15,15 @@ import { lazyModule } from '../../lazy.js';
 interface Libraries {
   oauth: typeof OAuth;
   jose: typeof import('jose');
+  /** undici's fetch, which sends through latchkey's own agent (undici's index is not loaded at start either). */
+  fetch: typeof import('undici').fetch;
 }
 /** Set once the libraries are loaded: an oauth4webapi error can only exist after that. */
 let loaded: Libraries | undefined;
 /** oauth4webapi and jose, imported at the first token request or connect flow (src/lazy.ts), not at start. */
 export const tokenLibraries = lazyModule('OAuth 2 and JWT token requests', async (): Promise<Libraries> => {
-  const [oauth, jose] = await Promise.all([import('oauth4webapi'), import('jose')]);
-  loaded = { oauth, jose };
+  const [oauth, jose, undici] = await Promise.all([import('oauth4webapi'), import('jose'), import('undici')]);
+  loaded = { oauth, jose, fetch: undici.fetch };
   return loaded;
 });
 
@@ -68,6 +70,8 @@ export interface GrantContext {
 }
 
 function requestOptions(oauth: typeof OAuth, ctx: GrantContext, endpoint: string): OAuth.TokenEndpointRequestOptions {
+  // `oauth` came from tokenLibraries(), so undici's fetch was loaded with it.
+  const undiciFetch = (loaded as Libraries).fetch;
   const fetchVia: NonNullable<OAuth.TokenEndpointRequestOptions[typeof OAuth.customFetch]> = (url, init) =>
     undiciFetch(url, { ...init, dispatcher: ctx.agent } as Parameters<typeof undiciFetch>[1]) as unknown as Promise<Response>;
   return {
