@@ -4,8 +4,8 @@
  * database version moves (a write from this process or any other), the change
  * log names the integrations whose rows changed and only their plans are
  * dropped, so an admin change applies to the very next call while audit writes
- * and lastUsedAt flushes cost nothing. At most `maxPlans` plans are kept; the
- * least recently used one goes first (BoundedCache).
+ * and lastUsedAt flushes cost nothing. At most `maxPlans` plans are kept; past
+ * that the least used goes first (BoundedCache, second-chance eviction).
  */
 import { canonicalHostPort, hostAllowed, hostRefusal, parseBaseUrl, type ParsedBaseUrl } from '../hosts.js';
 import { headersToPairs, type AuthType } from '../credentials/auth-types.js';

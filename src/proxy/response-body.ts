@@ -174,14 +174,13 @@ export function redactResponse(
   if (unknown !== undefined) {
     throw new LatchkeyError('RESPONSE_NOT_REDACTABLE', `the upstream answered with Content-Encoding ${unknown}, which latchkey cannot decode to redact`);
   }
-  const sr = r.stream();
-  const count = (): number => headerCount + sr.count;
   const length = Number(out['content-length'] ?? NaN);
 
   if (codings.length === 0 && length <= BUFFER_LIMIT) {
     // Small and of known length: redacted whole, so Content-Length stays exact.
     let first: Buffer | null = null;
     let more: Buffer[] | null = null;
+    let bodyCount = 0;
     return {
       write(chunk) {
         if (first === null) first = chunk;
@@ -189,19 +188,20 @@ export function redactResponse(
         return true;
       },
       end() {
-        const whole = more ? Buffer.concat(more) : (first ?? Buffer.alloc(0));
-        const body = sr.push(whole);
-        const tail = sr.end();
-        const data = body.length === 1 && tail.length === 0 ? (body[0] as Buffer) : Buffer.concat([...body, ...tail]);
-        out['content-length'] = data.length;
+        const redacted = r.buffer(more ? Buffer.concat(more) : (first ?? Buffer.alloc(0)));
+        bodyCount = redacted.count;
+        out['content-length'] = redacted.data.length;
         res.writeHead(status, out);
-        res.end(data);
+        res.end(redacted.data);
       },
       drainer: null,
       done: null,
-      count,
+      count: () => headerCount + bodyCount,
     };
   }
+
+  const sr = r.stream();
+  const count = (): number => headerCount + sr.count;
 
   // Streamed: the length may change, so it goes chunked; a decoded body loses its Content-Encoding.
   delete out['content-length'];
