@@ -274,8 +274,6 @@ export async function startApp(config: Config, log: Logger, options: StartOption
       localCa,
       stop: async () => {
         clearInterval(flush);
-        // Not cut half way: the CA is written in one transaction before the database closes.
-        await caMade;
         ready = false;
         // Stop accepting on both listeners; in-flight calls run to completion.
         const proxyClosed = new Promise<void>((r) => proxyServer.close(() => r()));
@@ -293,6 +291,8 @@ export async function startApp(config: Config, log: Logger, options: StartOption
         await role.othersDone?.();
         await audit.close();
         keys.flushLastUsed();
+        // A CA still being made is written (one transaction) before the database closes.
+        await caMade;
         store.close();
       },
       relayAudit: (msg) => audit.relay(msg),

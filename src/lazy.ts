@@ -10,13 +10,26 @@
  */
 import { LatchkeyError } from './errors.js';
 
-export function lazyModule<T>(what: string, load: () => Promise<T>): () => Promise<T> {
+/**
+ * `load` run at the first call and its promise shared by every caller; a
+ * failure is not kept, so the next call tries again (the database may be
+ * back, the install repaired).
+ */
+export function once<T>(load: () => Promise<T>): () => Promise<T> {
   let pending: Promise<T> | undefined;
   return () =>
     (pending ??= load().catch((err: unknown) => {
       pending = undefined;
+      throw err;
+    }));
+}
+
+export function lazyModule<T>(what: string, load: () => Promise<T>): () => Promise<T> {
+  return once(() =>
+    load().catch((err: unknown) => {
       // The code only (e.g. ERR_MODULE_NOT_FOUND): the message names files of this host.
       const code = (err as { code?: unknown }).code;
       throw new LatchkeyError('SERVICE_UNAVAILABLE', `${what} could not be loaded${typeof code === 'string' ? ` (${code})` : ''}`);
-    }));
+    }),
+  );
 }

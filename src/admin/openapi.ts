@@ -13,7 +13,7 @@
 import type { FastifyInstance } from 'fastify';
 import type { default as SwaggerPlugin } from '@fastify/swagger';
 import { ERROR_STATUS, type ErrorCode } from '../errors.js';
-import { lazyModule } from '../lazy.js';
+import { lazyModule, once } from '../lazy.js';
 import { AUTH_ERRORS, BODY_ERRORS, COMPONENT_SCHEMAS, QUERY_ERRORS, ROUTE_DOCS, type RouteDoc } from './api-docs.js';
 
 export type Swagger = typeof SwaggerPlugin;
@@ -65,20 +65,15 @@ export function registerOpenApi(app: FastifyInstance, swagger: Swagger): void {
 
 /** The completed document of the app `build` makes with the plugin registered: built once, at the first call. */
 export function apiDocument(build: (swagger: Swagger) => FastifyInstance): () => Promise<Json> {
-  let doc: Promise<Json> | undefined;
-  return () =>
-    (doc ??= (async () => {
-      const app = build((await swaggerModule()).default);
-      try {
-        await app.ready();
-        return complete(structuredClone(app.swagger() as unknown as Json));
-      } finally {
-        await app.close();
-      }
-    })().catch((err: unknown) => {
-      doc = undefined;
-      throw err;
-    }));
+  return once(async () => {
+    const app = build((await swaggerModule()).default);
+    try {
+      await app.ready();
+      return complete(structuredClone(app.swagger() as unknown as Json));
+    } finally {
+      await app.close();
+    }
+  });
 }
 
 export function openApiRoute(app: FastifyInstance, document: () => Promise<Json>): void {

@@ -12,7 +12,7 @@
 import type { SecureContext } from 'node:tls';
 import type { Store } from '../store/store.js';
 import type { StoredCa } from '../store/local-ca.js';
-import { lazyModule } from '../lazy.js';
+import { lazyModule, once } from '../lazy.js';
 import type { CaSigner, CaSignerOptions } from './ca-signer.js';
 
 const signerModule = lazyModule('the local CA', () => import('./ca-signer.js'));
@@ -20,7 +20,8 @@ const signerModule = lazyModule('the local CA', () => import('./ca-signer.js'));
 export type LocalCaOptions = CaSignerOptions;
 
 export class LocalCa {
-  private signer: Promise<CaSigner> | undefined;
+  /** The signer, opened (and the CA made, on a new database) at the first certificate asked for. */
+  private readonly opened = once((): Promise<CaSigner> => signerModule().then((m) => m.CaSigner.open(this.store, this.options)));
 
   private constructor(
     private readonly store: Store,
@@ -30,17 +31,6 @@ export class LocalCa {
   /** Reads and generates nothing yet: that happens at the first certificate asked for. */
   static open(store: Store, options: LocalCaOptions = {}): LocalCa {
     return new LocalCa(store, options);
-  }
-
-  private opened(): Promise<CaSigner> {
-    this.signer ??= signerModule()
-      .then((m) => m.CaSigner.open(this.store, this.options))
-      .catch((err: unknown) => {
-        // Not kept: the next tunnel tries again (the database may be back, the install repaired).
-        this.signer = undefined;
-        throw err;
-      });
-    return this.signer;
   }
 
   async certificatePem(): Promise<string> {
