@@ -143,8 +143,10 @@ export class Redactor {
   /** A whole body at once (small responses with a known length). */
   buffer(data: Buffer): { data: Buffer; count: number } {
     const s = this.stream();
-    const out = [...s.push(data), ...s.end()];
-    return { data: out.length === 1 ? (out[0] as Buffer) : Buffer.concat(out), count: s.count };
+    const body = s.push(data);
+    const tail = s.end();
+    // The common case, nothing held back or replaced: the bytes as they came, no copy.
+    return { data: body.length === 1 && tail.length === 0 ? (body[0] as Buffer) : Buffer.concat([...body, ...tail]), count: s.count };
   }
 }
 
