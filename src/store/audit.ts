@@ -1,5 +1,6 @@
 import type { Db } from './db.js';
 import { toPage, type Page } from './integrations.js';
+import { batchFilter, filterMayHold } from './batch-filter.js';
 
 /** One audit row. It names ids, never a secret: paths carry query names only. */
 export interface AuditEntry {
@@ -177,6 +178,9 @@ interface Ranked {
 const pad = (n: number): string => String(n).padStart(15, '0');
 const newestFirst = (a: Ranked, b: Ranked): number => (a.time === b.time ? (a.key < b.key ? 1 : -1) : a.time < b.time ? 1 : -1);
 
+/** Filters read per query to the database when a read is filtered by integration. */
+const FILTER_PAGE = 512;
+
 const COLUMNS = 'time, request_id, key_id, action, integration_id, auth_id, method, host, path, status, duration_ms';
 
 /**
@@ -191,11 +195,12 @@ export class AuditRepo {
   private readonly insertBatchStmt;
   private readonly adminStmt;
   private readonly batchesStmt;
-  private readonly batchesOfStmt;
-  private readonly indexBatchStmt;
+  private readonly filtersStmt;
+  private readonly batchRowsStmt;
+  private readonly insertFilterStmt;
   private readonly purgeStmt;
   private readonly purgeBatchesStmt;
-  private readonly purgeBatchIndexStmt;
+  private readonly purgeFiltersStmt;
 
   constructor(private readonly db: Db) {
     this.insertStmt = db.prepare(`INSERT INTO audit_log (${COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`);
@@ -216,23 +221,21 @@ export class AuditRepo {
         AND (@since IS NULL OR last_time >= @since)
       ORDER BY last_time DESC, id DESC`);
     this.purgeStmt = db.prepare('DELETE FROM audit_log WHERE time < ?');
-    // Only the batches holding this integration, through audit_batch_integrations.
-    this.batchesOfStmt = db.prepare<
-      { integrationId: string; upTo: string | null; since: string | null },
-      { id: number; last_time: string; rows: string }
+    // The batches' filters, newest first, a page at a time (keyset: each page starts below the last one read).
+    this.filtersStmt = db.prepare<
+      { upTo: string | null; since: string | null; belowTime: string; belowId: number },
+      { batch_id: number; last_time: string; filter: Buffer }
     >(`
-      SELECT b.id, b.last_time, b.rows
-      FROM audit_batch_integrations x JOIN audit_call_batches b ON b.id = x.batch_id
-      WHERE x.integration_id = @integrationId
-        AND (@since IS NULL OR x.last_time >= @since)
-        AND (@upTo IS NULL OR b.first_time <= @upTo)
-      ORDER BY x.last_time DESC, x.batch_id DESC`);
-    this.indexBatchStmt = db.prepare(`
-      INSERT OR IGNORE INTO audit_batch_integrations (integration_id, last_time, batch_id)
-      SELECT DISTINCT json_extract(value, '$[4]'), ?, ? FROM json_each(?)
-      WHERE json_extract(value, '$[4]') IS NOT NULL`);
+      SELECT batch_id, last_time, filter FROM audit_batch_filters
+      WHERE (last_time, batch_id) < (@belowTime, @belowId)
+        AND (@since IS NULL OR last_time >= @since)
+        AND (@upTo IS NULL OR first_time <= @upTo)
+      ORDER BY last_time DESC, batch_id DESC
+      LIMIT ${FILTER_PAGE}`);
+    this.batchRowsStmt = db.prepare<[number], string>('SELECT rows FROM audit_call_batches WHERE id = ?').pluck();
+    this.insertFilterStmt = db.prepare('INSERT INTO audit_batch_filters (last_time, batch_id, first_time, filter) VALUES (?, ?, ?, ?)');
     this.purgeBatchesStmt = db.prepare('DELETE FROM audit_call_batches WHERE last_time < ?');
-    this.purgeBatchIndexStmt = db.prepare('DELETE FROM audit_batch_integrations WHERE last_time < ?');
+    this.purgeFiltersStmt = db.prepare('DELETE FROM audit_batch_filters WHERE last_time < ?');
   }
 
   /** Admin changes, one row each. */
@@ -244,10 +247,11 @@ export class AuditRepo {
 
   /** One batch of calls: `json` is the JSON array of their tuples, oldest first. */
   insertCallBatch(json: string, firstTime: string, lastTime: string): void {
-    // Runs in the audit writer thread: SQLite reads the integration ids out of the JSON itself.
+    // Runs in the audit writer thread: the filter of the batch's integrations is made here, off the proxy's thread.
+    const filter = batchFilter((JSON.parse(json) as AuditTuple[]).map((t) => t[4]));
     this.db.transaction(() => {
       const id = this.insertBatchStmt.run(firstTime, lastTime, json).lastInsertRowid;
-      this.indexBatchStmt.run(lastTime, id, json);
+      this.insertFilterStmt.run(lastTime, id, firstTime, filter);
     })();
   }
 
@@ -267,9 +271,7 @@ export class AuditRepo {
     const upTo = after?.time ?? null;
     const since = q.since ?? null;
     const batches =
-      q.integrationId === undefined
-        ? this.batchesStmt.iterate({ upTo, since })
-        : this.batchesOfStmt.iterate({ integrationId: q.integrationId, upTo, since });
+      q.integrationId === undefined ? this.batchesStmt.iterate({ upTo, since }) : this.batchesHolding(q.integrationId, upTo, since);
     for (const batch of batches) {
       // Batches come newest first: once `want` rows are in hand and this batch ends before the
       // oldest of them, no later batch can hold a row that belongs on this page.
@@ -288,8 +290,30 @@ export class AuditRepo {
     return toPage(found.slice(0, want), q.limit, (r) => r.entry, (r) => encodeAuditCursor({ time: r.time, key: r.key }));
   }
 
+  /**
+   * The batches that hold an integration, newest first: the filters say which
+   * may (src/store/batch-filter.ts), a string test on the batch rules out the
+   * rare one that does not before it is parsed.
+   */
+  private *batchesHolding(integrationId: string, upTo: string | null, since: string | null): Generator<{ id: number; last_time: string; rows: string }> {
+    const quoted = JSON.stringify(integrationId);
+    // Above any stored time ("9" sorts after every digit of a year) and any batch id.
+    let below = { belowTime: '9', belowId: Number.MAX_SAFE_INTEGER };
+    for (;;) {
+      const page = this.filtersStmt.all({ upTo, since, ...below });
+      for (const f of page) {
+        if (!filterMayHold(f.filter, integrationId)) continue;
+        const rows = this.batchRowsStmt.get(f.batch_id);
+        if (rows !== undefined && rows.includes(quoted)) yield { id: f.batch_id, last_time: f.last_time, rows };
+      }
+      if (page.length < FILTER_PAGE) return;
+      const last = page[page.length - 1] as { batch_id: number; last_time: string };
+      below = { belowTime: last.last_time, belowId: last.batch_id };
+    }
+  }
+
   purgeBefore(time: string): number {
-    this.purgeBatchIndexStmt.run(time);
+    this.purgeFiltersStmt.run(time);
     return this.purgeStmt.run(time).changes + this.purgeBatchesStmt.run(time).changes;
   }
 }

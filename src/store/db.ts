@@ -1,6 +1,7 @@
 import { chmodSync, closeSync, existsSync, mkdirSync, openSync } from 'node:fs';
 import { dirname } from 'node:path';
 import Database from 'better-sqlite3';
+import { batchFilter } from './batch-filter.js';
 
 export type Db = Database.Database;
 
@@ -8,7 +9,8 @@ export type Db = Database.Database;
 export const CHANGE_LOG_KEEP = 10_000;
 
 /** Migrations by `PRAGMA user_version`: entry i takes the schema from version i to i+1. */
-const MIGRATIONS: string[] = [
+/** SQL, or a function for a step SQL alone cannot do; each runs once, in the one migration transaction. */
+const MIGRATIONS: Array<string | ((db: Db) => void)> = [
   `
   CREATE TABLE meta (
     key   TEXT PRIMARY KEY,
@@ -219,6 +221,26 @@ const MIGRATIONS: string[] = [
   -- Injected secrets are replaced in responses unless an integration opts out.
   ALTER TABLE integrations ADD COLUMN redact_responses INTEGER NOT NULL DEFAULT 1;
   `,
+  (db: Db): void => {
+    // Which integrations each batch holds, as one appended row per batch (src/store/batch-filter.ts)
+    // instead of one index row per integration and batch written at random places.
+    db.exec(`
+      CREATE TABLE audit_batch_filters (
+        last_time  TEXT NOT NULL,
+        batch_id   INTEGER NOT NULL,
+        first_time TEXT NOT NULL,
+        filter     BLOB NOT NULL,
+        PRIMARY KEY (last_time, batch_id)
+      ) STRICT, WITHOUT ROWID;
+      DROP TABLE audit_batch_integrations;`);
+    const insert = db.prepare('INSERT INTO audit_batch_filters (last_time, batch_id, first_time, filter) VALUES (?, ?, ?, ?)');
+    const batches = db.prepare<[], { id: number; first_time: string; last_time: string; rows: string }>('SELECT id, first_time, last_time, rows FROM audit_call_batches');
+    const filters: Array<[string, number, string, Buffer]> = [];
+    for (const b of batches.iterate()) {
+      filters.push([b.last_time, b.id, b.first_time, batchFilter((JSON.parse(b.rows) as Array<Array<string | null>>).map((t) => t[4] ?? null))]);
+    }
+    for (const f of filters) insert.run(...f);
+  },
 ];
 
 export const SCHEMA_VERSION = MIGRATIONS.length;
@@ -264,7 +286,11 @@ export function openDatabase(path: string, options: { readonly?: boolean } = {})
 
 function migrate(db: Db, from: number): void {
   db.transaction(() => {
-    for (let v = from; v < SCHEMA_VERSION; v++) db.exec(MIGRATIONS[v] as string);
+    for (let v = from; v < SCHEMA_VERSION; v++) {
+      const step = MIGRATIONS[v] as string | ((db: Db) => void);
+      if (typeof step === 'string') db.exec(step);
+      else step(db);
+    }
     db.pragma(`user_version = ${SCHEMA_VERSION}`);
   })();
 }
