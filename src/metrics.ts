@@ -26,96 +26,131 @@ interface Exported {
   aggregator: 'sum';
 }
 
-class CallCounter {
-  readonly type = 'counter';
-  private readonly series = new Map<string, MetricValue>();
+/** Status classes 1xx..5xx by index 1..5; anything else (0: no status) is counted under index 0 as "0xx". */
+const CLASSES = ['0xx', '1xx', '2xx', '3xx', '4xx', '5xx'];
 
-  constructor(
-    readonly name: string,
-    readonly help: string,
-  ) {}
-
-  inc(key: string, labels: () => Labels, by = 1): void {
-    const s = this.series.get(key);
-    if (s) s.value += by;
-    else this.series.set(key, { labels: labels(), value: by });
-  }
-
-  /** Every series, forgotten here (a worker's report of what it counted since the last one). */
-  drain(): MetricValue[] {
-    const out = [...this.series.values()];
-    this.series.clear();
-    return out;
-  }
-
-  entries(): MetricValue[] {
-    return [...this.series.values()];
-  }
-
-  get(): Exported {
-    return { name: this.name, help: this.help, type: 'counter', values: [...this.series.values()].map((v) => ({ ...v })), aggregator: 'sum' };
-  }
+/**
+ * Everything the hot path counts for one integration, in one record: one Map
+ * lookup a call. With 100,000 integrations used at random each lookup is a
+ * cache miss, and two maps (calls by class, latency) cost two.
+ */
+class IntegrationSeries {
+  readonly calls = [0, 0, 0, 0, 0, 0];
+  /** Per-bucket (not cumulative) latency counts; null until a forwarded call is timed. */
+  latency: number[] | null = null;
+  sum = 0;
+  count = 0;
+  constructor(readonly integration: string) {}
 }
 
-class LatencyHistogram {
-  readonly type = 'histogram';
-  private readonly series = new Map<string, { labels: Labels; counts: number[]; sum: number; count: number }>();
+const classIndex = (status: number): number => {
+  const c = Math.floor(status / 100);
+  return c >= 1 && c <= 5 ? c : 0;
+};
 
-  constructor(
-    readonly name: string,
-    readonly help: string,
-    private readonly buckets: number[],
-  ) {}
+/** The per-call series of every integration, and the two metrics prom-client formats from them. */
+class CallSeries {
+  private series = new Map<string, IntegrationSeries>();
 
-  observe(key: string, labels: () => Labels, seconds: number): void {
-    let s = this.series.get(key);
-    if (!s) {
-      s = { labels: labels(), counts: new Array<number>(this.buckets.length).fill(0), sum: 0, count: 0 };
-      this.series.set(key, s);
+  constructor(readonly buckets: number[]) {}
+
+  of(integration: string): IntegrationSeries {
+    let s = this.series.get(integration);
+    if (s === undefined) {
+      s = new IntegrationSeries(integration);
+      this.series.set(integration, s);
     }
-    const i = this.buckets.findIndex((b) => seconds <= b);
-    if (i >= 0) s.counts[i] = (s.counts[i] ?? 0) + 1;
+    return s;
+  }
+
+  count(integration: string, status: number, seconds: number | null): void {
+    const s = this.of(integration);
+    const c = classIndex(status);
+    s.calls[c] = (s.calls[c] as number) + 1;
+    if (seconds !== null) this.observe(s, seconds);
+  }
+
+  private observe(s: IntegrationSeries, seconds: number): void {
+    const counts = (s.latency ??= new Array<number>(this.buckets.length).fill(0));
+    const b = this.buckets;
+    for (let i = 0; i < b.length; i++) {
+      if (seconds <= (b[i] as number)) {
+        counts[i] = (counts[i] as number) + 1;
+        break;
+      }
+    }
     s.sum += seconds;
     s.count++;
   }
 
-  drain(): Array<{ labels: Labels; counts: number[]; sum: number; count: number }> {
+  all(): IterableIterator<IntegrationSeries> {
+    return this.series.values();
+  }
+
+  get(integration: string): IntegrationSeries | undefined {
+    return this.series.get(integration);
+  }
+
+  /** Adds another process's counts of one integration (same buckets: the same code made them). */
+  merge(w: { integration: string; calls: number[]; latency: number[] | null; sum: number; count: number }): void {
+    const s = this.of(w.integration);
+    w.calls.forEach((v, c) => (s.calls[c] = (s.calls[c] ?? 0) + v));
+    if (w.latency) {
+      const counts = (s.latency ??= new Array<number>(this.buckets.length).fill(0));
+      w.latency.forEach((v, i) => (counts[i] = (counts[i] ?? 0) + v));
+    }
+    s.sum += w.sum;
+    s.count += w.count;
+  }
+
+  /** Every series, forgotten here (a worker's report of what it counted since the last one). */
+  drain(): IntegrationSeries[] {
     const out = [...this.series.values()];
-    this.series.clear();
+    this.series = new Map();
     return out;
   }
 
-  /** Adds another process's counts of one series (same buckets: the same code made them). */
-  merge(key: string, labels: Labels, counts: number[], sum: number, count: number): void {
-    let s = this.series.get(key);
-    if (!s) {
-      s = { labels, counts: new Array<number>(this.buckets.length).fill(0), sum: 0, count: 0 };
-      this.series.set(key, s);
-    }
-    counts.forEach((c, i) => ((s as { counts: number[] }).counts[i] = ((s as { counts: number[] }).counts[i] ?? 0) + c));
-    s.sum += sum;
-    s.count += count;
+  /** The calls counter, in prom-client's shape. */
+  callsMetric(name: string, help: string): { name: string; help: string; type: 'counter'; get: () => Exported } {
+    return {
+      name,
+      help,
+      type: 'counter',
+      get: () => {
+        const values: MetricValue[] = [];
+        for (const s of this.series.values()) {
+          s.calls.forEach((v, c) => {
+            if (v > 0) values.push({ labels: { integration: s.integration, status_class: CLASSES[c] as string }, value: v });
+          });
+        }
+        return { name, help, type: 'counter', values, aggregator: 'sum' };
+      },
+    };
   }
 
-  /** Per-bucket (not cumulative) counts of one series, with the bucket bounds. */
-  series1(key: string): { bounds: number[]; counts: number[]; count: number; sum: number } | null {
-    const s = this.series.get(key);
-    return s ? { bounds: this.buckets, counts: [...s.counts], count: s.count, sum: s.sum } : null;
-  }
-
-  get(): Exported {
-    const values: MetricValue[] = [];
-    for (const s of this.series.values()) {
-      let cumulative = 0;
-      this.buckets.forEach((le, i) => {
-        cumulative += s.counts[i] ?? 0;
-        values.push({ metricName: `${this.name}_bucket`, labels: { ...s.labels, le: String(le) }, value: cumulative });
-      });
-      values.push({ metricName: `${this.name}_bucket`, labels: { ...s.labels, le: '+Inf' }, value: s.count });
-      values.push({ metricName: `${this.name}_sum`, labels: s.labels, value: s.sum });
-      values.push({ metricName: `${this.name}_count`, labels: s.labels, value: s.count });
-    }
-    return { name: this.name, help: this.help, type: 'histogram', values, aggregator: 'sum' };
+  /** The upstream latency histogram, in prom-client's shape. */
+  latencyMetric(name: string, help: string): { name: string; help: string; type: 'histogram'; get: () => Exported } {
+    return {
+      name,
+      help,
+      type: 'histogram',
+      get: () => {
+        const values: MetricValue[] = [];
+        for (const s of this.series.values()) {
+          if (s.latency === null) continue;
+          const labels = { integration: s.integration };
+          let cumulative = 0;
+          this.buckets.forEach((le, i) => {
+            cumulative += (s.latency as number[])[i] ?? 0;
+            values.push({ metricName: `${name}_bucket`, labels: { ...labels, le: String(le) }, value: cumulative });
+          });
+          values.push({ metricName: `${name}_bucket`, labels: { ...labels, le: '+Inf' }, value: s.count });
+          values.push({ metricName: `${name}_sum`, labels, value: s.sum });
+          values.push({ metricName: `${name}_count`, labels, value: s.count });
+        }
+        return { name, help, type: 'histogram', values, aggregator: 'sum' };
+      },
+    };
   }
 }
 
@@ -125,19 +160,14 @@ class LatencyHistogram {
  * shutdown, so the owner's figures cover every worker's calls.
  */
 export interface MetricsDelta {
-  calls: Array<{ labels: Labels; value: number }>;
-  latency: Array<{ labels: Labels; counts: number[]; sum: number; count: number }>;
+  /** Per integration: calls by status class (index 0: no status, 1-5: 1xx-5xx) and latency bucket counts. */
+  series: Array<{ integration: string; calls: number[]; latency: number[] | null; sum: number; count: number }>;
   counters: Array<{ name: string; labels: Labels; value: number }>;
 }
 
 export class Metrics {
   readonly registry = new Registry();
-  private readonly calls = new CallCounter('latchkey_proxy_calls_total', 'Proxied calls by integration and response status class');
-  private readonly upstreamLatency = new LatencyHistogram(
-    'latchkey_upstream_latency_seconds',
-    'Time from receiving a call to the end of its upstream response',
-    [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120],
-  );
+  private readonly perIntegration = new CallSeries([0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120]);
   readonly injectionFailures: Counter<'code'>;
   readonly adminRequests: Counter<'method' | 'route' | 'status_class'>;
   readonly tokenRefreshFailures: Counter<'integration' | 'reason'>;
@@ -149,8 +179,10 @@ export class Metrics {
 
   constructor() {
     collectDefaultMetrics({ register: this.registry, prefix: 'latchkey_' });
-    this.registry.registerMetric(this.calls as never);
-    this.registry.registerMetric(this.upstreamLatency as never);
+    this.registry.registerMetric(this.perIntegration.callsMetric('latchkey_proxy_calls_total', 'Proxied calls by integration and response status class') as never);
+    this.registry.registerMetric(
+      this.perIntegration.latencyMetric('latchkey_upstream_latency_seconds', 'Time from receiving a call to the end of its upstream response') as never,
+    );
     this.injectionFailures = new Counter({
       name: 'latchkey_injection_failures_total',
       help: 'Calls the proxy answered itself instead of forwarding, by error code',
@@ -204,35 +236,34 @@ export class Metrics {
 
   /** Calls, error rate and latency percentiles per integration, for the console. */
   callSummary(): IntegrationCalls[] {
-    const byIntegration = new Map<string, Record<string, number>>();
-    for (const v of this.calls.entries()) {
-      const name = v.labels.integration ?? 'unknown';
-      const classes = byIntegration.get(name) ?? {};
-      classes[v.labels.status_class ?? '?'] = (classes[v.labels.status_class ?? '?'] ?? 0) + v.value;
-      byIntegration.set(name, classes);
-    }
-    return [...byIntegration]
-      .map(([integration, byClass]) => {
-        const total = Object.values(byClass).reduce((a, b) => a + b, 0);
-        const errors = (byClass['4xx'] ?? 0) + (byClass['5xx'] ?? 0);
-        const h = this.upstreamLatency.series1(integration);
-        const q = (p: number) => (h ? quantile(p, h.bounds, h.counts, h.count) : null);
+    const bounds = this.perIntegration.buckets;
+    return [...this.perIntegration.all()]
+      .map((s) => {
+        const byClass: Record<string, number> = {};
+        s.calls.forEach((v, c) => {
+          if (v > 0) byClass[CLASSES[c] as string] = v;
+        });
+        const total = s.calls.reduce((a, b) => a + b, 0);
+        const errors = (s.calls[4] as number) + (s.calls[5] as number);
+        const counts = s.latency ?? [];
+        const q = (p: number) => (s.latency ? quantile(p, bounds, counts, s.count) : null);
         return {
-          integration,
+          integration: s.integration,
           total,
           byClass,
           errorRate: total === 0 ? 0 : errors / total,
           latency: {
-            count: h?.count ?? 0,
-            bounds: h?.bounds ?? [],
-            counts: h?.counts ?? [],
+            count: s.count,
+            bounds: s.latency ? bounds : [],
+            counts: [...counts],
             p50: q(0.5),
             p90: q(0.9),
             p99: q(0.99),
-            mean: h && h.count > 0 ? h.sum / h.count : null,
+            mean: s.count > 0 ? s.sum / s.count : null,
           },
         };
       })
+      .filter((c) => c.total > 0)
       .sort((a, b) => b.total - a.total);
   }
 
@@ -249,29 +280,24 @@ export class Metrics {
       c.reset();
       return got;
     });
-    const delta: MetricsDelta = { calls: this.calls.drain(), latency: this.upstreamLatency.drain(), counters: [] };
+    const series = this.perIntegration.drain().map((s) => ({ integration: s.integration, calls: s.calls, latency: s.latency, sum: s.sum, count: s.count }));
+    const delta: MetricsDelta = { series, counters: [] };
     for (const got of await Promise.all(pending)) {
       for (const v of got.values) if (v.value !== 0) delta.counters.push({ name: got.name, labels: v.labels as Labels, value: v.value });
     }
-    return delta.calls.length + delta.latency.length + delta.counters.length === 0 ? null : delta;
+    return delta.series.length + delta.counters.length === 0 ? null : delta;
   }
 
   /** Adds a worker's report to this process's figures. */
   mergeDelta(d: MetricsDelta): void {
-    for (const c of d.calls) {
-      const { integration = 'unknown', status_class: cls = '?' } = c.labels;
-      this.calls.inc(`${integration}\u0000${cls}`, () => ({ integration, status_class: cls }), c.value);
-    }
-    for (const h of d.latency) this.upstreamLatency.merge(h.labels.integration ?? 'unknown', h.labels, h.counts, h.sum, h.count);
+    for (const w of d.series) this.perIntegration.merge(w);
     const byName = new Map(this.dataPlaneCounters().map((c) => [(c as unknown as { name: string }).name, c]));
     for (const c of d.counters) byName.get(c.name)?.inc(c.labels, c.value);
   }
 
   /** The hot path: one proxied call, with its upstream latency when it was forwarded. */
   countCall(integration: string, status: number, seconds: number | null): void {
-    const cls = statusClass(status);
-    this.calls.inc(`${integration}\u0000${cls}`, () => ({ integration, status_class: cls }));
-    if (seconds !== null) this.upstreamLatency.observe(integration, () => ({ integration }), seconds);
+    this.perIntegration.count(integration, status, seconds);
   }
 }
 

@@ -143,10 +143,10 @@ export class Redactor {
   /** A whole body at once (small responses with a known length). */
   buffer(data: Buffer): { data: Buffer; count: number } {
     const s = this.stream();
-    const body = s.push(data);
-    const tail = s.end();
-    // The common case, nothing held back or replaced: the bytes as they came, no copy.
-    return { data: body.length === 1 && tail.length === 0 ? (body[0] as Buffer) : Buffer.concat([...body, ...tail]), count: s.count };
+    // Nothing follows, so nothing is held back (no tail check).
+    const body = s.last(data);
+    // The common case, nothing replaced: the bytes as they came, no copy.
+    return { data: body.length === 1 ? (body[0] as Buffer) : Buffer.concat(body), count: s.count };
   }
 }
 
@@ -162,6 +162,13 @@ export class StreamRedactor {
     const data = this.pending ? Buffer.concat([this.pending, chunk]) : chunk;
     this.pending = null;
     return this.emit(data, false);
+  }
+
+  /** The final chunk, with nothing held back from before: all of it is safe to send. */
+  last(chunk: Buffer): Buffer[] {
+    const data = this.pending ? Buffer.concat([this.pending, chunk]) : chunk;
+    this.pending = null;
+    return this.emit(data, true);
   }
 
   end(): Buffer[] {

@@ -28,4 +28,25 @@ describe('latency percentiles for the console', () => {
     expect(b?.latency.p99).toBeGreaterThan(1);
     expect(b?.latency.p99).toBeLessThanOrEqual(2.5);
   });
+
+  it('formats the per-integration series for Prometheus, and a worker delta adds up on the owner', async () => {
+    const worker = new Metrics();
+    worker.countCall('a', 200, 0.02);
+    worker.countCall('a', 200, 0.003);
+    worker.countCall('a', 503, null);
+    const delta = await worker.takeDelta();
+    expect(await worker.takeDelta()).toBeNull();
+    const owner = new Metrics();
+    owner.countCall('a', 200, 0.02);
+    owner.mergeDelta(JSON.parse(JSON.stringify(delta)));
+    const text = await owner.registry.metrics();
+    expect(text).toContain('latchkey_proxy_calls_total{integration="a",status_class="2xx"} 3');
+    expect(text).toContain('latchkey_proxy_calls_total{integration="a",status_class="5xx"} 1');
+    expect(text).not.toContain('status_class="4xx"');
+    expect(text).toContain('latchkey_upstream_latency_seconds_bucket{integration="a",le="0.005"} 1');
+    expect(text).toContain('latchkey_upstream_latency_seconds_bucket{integration="a",le="0.025"} 3');
+    expect(text).toContain('latchkey_upstream_latency_seconds_bucket{integration="a",le="+Inf"} 3');
+    expect(text).toContain('latchkey_upstream_latency_seconds_count{integration="a"} 3');
+    expect(text).toMatch(/latchkey_upstream_latency_seconds_sum\{integration="a"\} 0\.043/);
+  });
 });

@@ -82,6 +82,21 @@ describe('StreamRedactor', () => {
     expect(out).toBe(`<${REDACTED}><${REDACTED}${REDACTED}>`);
   });
 
+  it('a whole body at once: a secret at its very end is replaced, nothing is held back, a clean body is the same buffer', () => {
+    const r = Redactor.of([SECRET]) as Redactor;
+    const clean = Buffer.from('{"ok":true,"s":"sk_live_4eC"}');
+    const whole = r.buffer(clean);
+    expect(whole.data).toBe(clean);
+    expect(whole.count).toBe(0);
+    for (const body of [`x${SECRET}`, `${SECRET}`, `a ${SECRET} b ${Buffer.from(SECRET).toString('base64')}`]) {
+      const out = r.buffer(Buffer.from(body));
+      expect(out.data.toString()).not.toContain('4eC39HqLyjWDarjtT1zdp7dc');
+      expect(out.data.toString()).toContain(REDACTED);
+      expect(out.count).toBe(body.startsWith('a ') ? 2 : 1);
+    }
+    expect(r.buffer(Buffer.alloc(0)).data.length).toBe(0);
+  });
+
   it('redacts header values', () => {
     expect(r.text(`Bearer ${SECRET}`)).toEqual({ value: `Bearer ${REDACTED}`, count: 1 });
     expect(r.text('nothing here')).toEqual({ value: 'nothing here', count: 0 });
