@@ -91,7 +91,9 @@ function bufferedStdout(shared: boolean): DestinationStream {
   });
   return {
     write(line: string) {
-      const n = Buffer.byteLength(line);
+      // Shared, a write must stay within PIPE_BUF bytes; alone, the block size is only a threshold
+      // and a line's length (its size in memory, give or take) is enough, without measuring it.
+      const n = shared ? Buffer.byteLength(line) : line.length;
       if (bytes + n > maxWrite) push();
       block += line;
       bytes += n;

@@ -97,6 +97,17 @@ describe('StreamRedactor', () => {
     expect(r.buffer(Buffer.alloc(0)).data.length).toBe(0);
   });
 
+  it('small bodies: every encoding is found at the start, the end and alone', () => {
+    const r = Redactor.of([SECRET]) as Redactor;
+    for (const enc of encodings(SECRET)) {
+      for (const body of [enc, `${enc}!`, `!${enc}`, `{"k":"${enc}"}`]) {
+        const out = r.buffer(Buffer.from(body)).data.toString();
+        expect(out, body).toContain(REDACTED);
+        expect(out, body).not.toContain(enc);
+      }
+    }
+  });
+
   it('redacts header values', () => {
     expect(r.text(`Bearer ${SECRET}`)).toEqual({ value: `Bearer ${REDACTED}`, count: 1 });
     expect(r.text('nothing here')).toEqual({ value: 'nothing here', count: 0 });
