@@ -241,6 +241,12 @@ export async function startApp(config: Config, log: Logger, options: StartOption
     const adminUrl = serveAdmin ? urlOf(admin.server) : '';
     adminBound = adminUrl;
     ready = true;
+    // The metrics library and its process metrics: loaded now that both listeners serve (src/metrics.ts).
+    if (serveAdmin) {
+      setImmediate(() => {
+        metrics.prepare().catch((err: unknown) => log.warn({ errCode: (err as { code?: string }).code }, 'metrics could not be prepared yet: /metrics will try again'));
+      });
+    }
     // A new database gets its local CA during its first start, once the listeners serve (so the start
     // is not slower for it); a tunnel or /ca.pem that comes first makes it then, and both agree (ensure).
     const caMade =

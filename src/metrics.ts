@@ -1,13 +1,18 @@
 /**
- * Prometheus metrics (prom-client), all prefixed latchkey_. One registry per
- * running app, so tests and several instances in one process stay apart.
+ * Prometheus metrics, all prefixed latchkey_. One set per running app, so
+ * tests and several instances in one process stay apart.
  *
- * The two series updated on every proxied call are plain numbers that
- * prom-client formats only when /metrics is scraped: updating prom-client's
- * own labelled metrics cost about 7 µs a call in the proxy (measured), against
- * well under one for a Map lookup and an add.
+ * latchkey's own series are plain numbers that prom-client only formats when
+ * /metrics is scraped: updating prom-client's labelled metrics cost about 7 µs
+ * a call in the proxy (measured), against well under one for a Map lookup and
+ * an add. prom-client itself (its registry, and the process and Node.js
+ * metrics it collects) is loaded once the listeners serve, not before: its
+ * import is ~35 ms of a start.
  */
-import { Counter, Registry, collectDefaultMetrics } from 'prom-client';
+import type { Registry } from 'prom-client';
+import { lazyModule, once } from './lazy.js';
+
+const promClient = lazyModule('the metrics library', () => import('prom-client'));
 
 type Labels = Record<string, string>;
 
@@ -24,6 +29,41 @@ interface Exported {
   type: 'counter' | 'histogram';
   values: MetricValue[];
   aggregator: 'sum';
+}
+
+/** A counter with fixed label names, in prom-client's shape (what its Counter offers latchkey: inc, get, reset). */
+class LabelCounter<L extends string = never> {
+  readonly type = 'counter';
+  private values = new Map<string, MetricValue>();
+
+  constructor(
+    readonly name: string,
+    readonly help: string,
+    private readonly labelNames: readonly L[] = [],
+  ) {}
+
+  inc(labels: { readonly [K in L]?: string } & object = {}, by = 1): void {
+    if (typeof labels !== 'object') throw new TypeError(`${this.name}: labels first, then the amount`);
+    const key = this.labelNames.map((n) => labels[n] ?? '').join('\u0000');
+    const v = this.values.get(key);
+    if (v) v.value += by;
+    else this.values.set(key, { labels: { ...(labels as Labels) }, value: by });
+  }
+
+  reset(): void {
+    this.values = new Map();
+  }
+
+  entries(): MetricValue[] {
+    return [...this.values.values()];
+  }
+
+  get(): Exported {
+    const values = this.entries().map((v) => ({ labels: { ...v.labels }, value: v.value }));
+    // Without labels, the one series exists from the start (0), as prom-client's own counters do.
+    if (this.labelNames.length === 0 && values.length === 0) values.push({ labels: {}, value: 0 });
+    return { name: this.name, help: this.help, type: 'counter', values, aggregator: 'sum' };
+  }
 }
 
 /** Status classes 1xx..5xx by index 1..5; anything else (0: no status) is counted under index 0 as "0xx". */
@@ -166,63 +206,53 @@ export interface MetricsDelta {
 }
 
 export class Metrics {
-  readonly registry = new Registry();
   private readonly perIntegration = new CallSeries([0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120]);
-  readonly injectionFailures: Counter<'code'>;
-  readonly adminRequests: Counter<'method' | 'route' | 'status_class'>;
-  readonly tokenRefreshFailures: Counter<'integration' | 'reason'>;
-  readonly tunnels: Counter<'kind'>;
-  readonly leafMints: Counter;
-  readonly leafMintSeconds: Counter;
+  readonly injectionFailures = new LabelCounter('latchkey_injection_failures_total', 'Calls the proxy answered itself instead of forwarding, by error code', ['code']);
+  readonly adminRequests = new LabelCounter('latchkey_admin_requests_total', 'Admin API requests by method, route and status class', [
+    'method',
+    'route',
+    'status_class',
+  ]);
+  readonly tokenRefreshFailures = new LabelCounter(
+    'latchkey_token_refresh_failures_total',
+    'Failed access-token renewals by integration and reason (refused: reauthorization required; unreachable)',
+    ['integration', 'reason'],
+  );
+  readonly tunnels = new LabelCounter(
+    'latchkey_tunnels_total',
+    'CONNECT tunnels opened, by kind (intercept: TLS terminated with a leaf of the local CA; passthrough: untouched)',
+    ['kind'],
+  );
+  readonly leafMints = new LabelCounter('latchkey_leaf_certificates_minted_total', 'Leaf certificates signed by the local CA (cache misses)');
+  readonly leafMintSeconds = new LabelCounter('latchkey_leaf_certificate_mint_seconds_total', 'Time spent minting leaf certificates');
   /** Updated only for calls whose response held a secret: nothing on the common path. */
-  readonly redactions: Counter<'integration'>;
+  readonly redactions = new LabelCounter('latchkey_redactions_total', 'Injected secrets replaced by [REDACTED] in upstream responses, by integration', [
+    'integration',
+  ]);
 
-  constructor() {
-    collectDefaultMetrics({ register: this.registry, prefix: 'latchkey_' });
-    this.registry.registerMetric(this.perIntegration.callsMetric('latchkey_proxy_calls_total', 'Proxied calls by integration and response status class') as never);
-    this.registry.registerMetric(
+  /**
+   * prom-client's registry with every latchkey metric and its default process
+   * and Node.js metrics (collected from the moment it is made). Made at the
+   * first scrape, or earlier by `prepare()` (the app calls it once it serves).
+   */
+  readonly prepare: () => Promise<Registry> = once(async () => {
+    const { Registry: Reg, collectDefaultMetrics } = await promClient();
+    const registry = new Reg();
+    collectDefaultMetrics({ register: registry, prefix: 'latchkey_' });
+    registry.registerMetric(this.perIntegration.callsMetric('latchkey_proxy_calls_total', 'Proxied calls by integration and response status class') as never);
+    registry.registerMetric(
       this.perIntegration.latencyMetric('latchkey_upstream_latency_seconds', 'Time from receiving a call to the end of its upstream response') as never,
     );
-    this.injectionFailures = new Counter({
-      name: 'latchkey_injection_failures_total',
-      help: 'Calls the proxy answered itself instead of forwarding, by error code',
-      labelNames: ['code'],
-      registers: [this.registry],
-    });
-    this.redactions = new Counter({
-      name: 'latchkey_redactions_total',
-      help: 'Injected secrets replaced by [REDACTED] in upstream responses, by integration',
-      labelNames: ['integration'],
-      registers: [this.registry],
-    });
-    this.adminRequests = new Counter({
-      name: 'latchkey_admin_requests_total',
-      help: 'Admin API requests by method, route and status class',
-      labelNames: ['method', 'route', 'status_class'],
-      registers: [this.registry],
-    });
-    this.tokenRefreshFailures = new Counter({
-      name: 'latchkey_token_refresh_failures_total',
-      help: 'Failed access-token renewals by integration and reason (refused: reauthorization required; unreachable)',
-      labelNames: ['integration', 'reason'],
-      registers: [this.registry],
-    });
-    this.tunnels = new Counter({
-      name: 'latchkey_tunnels_total',
-      help: 'CONNECT tunnels opened, by kind (intercept: TLS terminated with a leaf of the local CA; passthrough: untouched)',
-      labelNames: ['kind'],
-      registers: [this.registry],
-    });
-    this.leafMints = new Counter({
-      name: 'latchkey_leaf_certificates_minted_total',
-      help: 'Leaf certificates signed by the local CA (cache misses)',
-      registers: [this.registry],
-    });
-    this.leafMintSeconds = new Counter({
-      name: 'latchkey_leaf_certificate_mint_seconds_total',
-      help: 'Time spent minting leaf certificates',
-      registers: [this.registry],
-    });
+    for (const c of [this.injectionFailures, this.redactions, this.adminRequests, this.tokenRefreshFailures, this.tunnels, this.leafMints, this.leafMintSeconds]) {
+      registry.registerMetric(c as never);
+    }
+    return registry;
+  });
+
+  /** The text exposition of every metric, and its content type (GET /metrics). */
+  async exposition(): Promise<{ text: string; contentType: string }> {
+    const registry = await this.prepare();
+    return { text: await registry.metrics(), contentType: registry.contentType };
   }
 
   tunnelOpened(kind: 'intercept' | 'passthrough'): void {
@@ -231,7 +261,7 @@ export class Metrics {
 
   leafMinted(ms: number): void {
     this.leafMints.inc();
-    this.leafMintSeconds.inc(ms / 1000);
+    this.leafMintSeconds.inc({}, ms / 1000);
   }
 
   /** Calls, error rate and latency percentiles per integration, for the console. */
@@ -268,30 +298,25 @@ export class Metrics {
   }
 
   /** The data-plane counters a worker reports (admin requests and process metrics stay each process's own). */
-  private dataPlaneCounters(): Array<Counter<string>> {
-    return [this.injectionFailures, this.redactions, this.tokenRefreshFailures, this.tunnels, this.leafMints, this.leafMintSeconds] as Array<Counter<string>>;
+  private dataPlaneCounters(): Array<LabelCounter<string>> {
+    return [this.injectionFailures, this.redactions, this.tokenRefreshFailures, this.tunnels, this.leafMints, this.leafMintSeconds] as Array<LabelCounter<string>>;
   }
 
   /** What this process counted since the last call, then forgotten here; null when nothing was. */
   async takeDelta(): Promise<MetricsDelta | null> {
-    // Each get() reads its values before its first await: reset at once, nothing counted in between is lost.
-    const pending = this.dataPlaneCounters().map((c) => {
-      const got = c.get();
+    const counters: MetricsDelta['counters'] = [];
+    for (const c of this.dataPlaneCounters()) {
+      for (const v of c.entries()) if (v.value !== 0) counters.push({ name: c.name, labels: v.labels, value: v.value });
       c.reset();
-      return got;
-    });
-    const series = this.perIntegration.drain().map((s) => ({ integration: s.integration, calls: s.calls, latency: s.latency, sum: s.sum, count: s.count }));
-    const delta: MetricsDelta = { series, counters: [] };
-    for (const got of await Promise.all(pending)) {
-      for (const v of got.values) if (v.value !== 0) delta.counters.push({ name: got.name, labels: v.labels as Labels, value: v.value });
     }
-    return delta.series.length + delta.counters.length === 0 ? null : delta;
+    const series = this.perIntegration.drain().map((s) => ({ integration: s.integration, calls: s.calls, latency: s.latency, sum: s.sum, count: s.count }));
+    return series.length + counters.length === 0 ? null : { series, counters };
   }
 
   /** Adds a worker's report to this process's figures. */
   mergeDelta(d: MetricsDelta): void {
     for (const w of d.series) this.perIntegration.merge(w);
-    const byName = new Map(this.dataPlaneCounters().map((c) => [(c as unknown as { name: string }).name, c]));
+    const byName = new Map(this.dataPlaneCounters().map((c) => [c.name, c]));
     for (const c of d.counters) byName.get(c.name)?.inc(c.labels, c.value);
   }
 

@@ -127,8 +127,8 @@ function serviceRoutes(app: FastifyInstance, ctx: AdminContext, document: () => 
   app.get('/ca.pem', async (_req, reply) => reply.type('application/x-pem-file').send(await ctx.localCa.certificatePem()));
   // Counts and latencies only, no secret and no credential needed: keep the admin listener private.
   app.get('/metrics', async (_req, reply) => {
-    const text = await ctx.metrics.registry.metrics();
-    return reply.type(ctx.metrics.registry.contentType).send(text);
+    const { text, contentType } = await ctx.metrics.exposition();
+    return reply.type(contentType).send(text);
   });
   openApiRoute(app, document);
 }

@@ -157,6 +157,15 @@ describe('the first use after a start', () => {
     expect(second.text).toBe(first.text);
   });
 
+  it('of the metrics library: /metrics has the process metrics and every call made before it was loaded', async () => {
+    const res = await call(`${server.adminUrl}/metrics`);
+    expect(res.status).toBe(200);
+    expect(res.text).toContain('latchkey_process_cpu_seconds_total');
+    expect(res.text).toContain('latchkey_nodejs_eventloop_lag_seconds');
+    expect(res.text).toMatch(/latchkey_admin_requests_total\{method="POST",route="\/v1\/integrations",status_class="2xx"\} \d+/);
+    expect(res.text).toContain('latchkey_leaf_certificates_minted_total');
+  });
+
   it('of widget tokens: the first one is minted and accepted from its origin', async () => {
     const minted = await admin.post('/v1/tokens', { integrations: ['web'], origins: [ORIGIN], ttlSeconds: 120 });
     expect(minted.status).toBe(201);

@@ -39,7 +39,7 @@ describe('latency percentiles for the console', () => {
     const owner = new Metrics();
     owner.countCall('a', 200, 0.02);
     owner.mergeDelta(JSON.parse(JSON.stringify(delta)));
-    const text = await owner.registry.metrics();
+    const { text } = await owner.exposition();
     expect(text).toContain('latchkey_proxy_calls_total{integration="a",status_class="2xx"} 3');
     expect(text).toContain('latchkey_proxy_calls_total{integration="a",status_class="5xx"} 1');
     expect(text).not.toContain('status_class="4xx"');
