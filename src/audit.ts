@@ -7,7 +7,7 @@
 import { Worker } from 'node:worker_threads';
 import { fileURLToPath } from 'node:url';
 import type { Store } from './store/store.js';
-import { auditTime, auditTimeOf, auditTuple, type AuditEntry, type AuditTuple } from './store/audit.js';
+import { auditTime, auditTimeOf, auditTuple, type AuditEntry } from './store/audit.js';
 import type { WriterMessage, WriterReply } from './audit-writer.js';
 import type { Logger } from './log.js';
 
@@ -37,7 +37,10 @@ function writerFile(): string {
 export type RemoteWriter = (msg: WriterMessage) => Promise<void>;
 
 export class AuditLog {
-  private queue: AuditTuple[] = [];
+  /** Each queued call as its JSON tuple, made while its strings are still in the CPU's caches. */
+  private queue: string[] = [];
+  private queueFirst = '';
+  private queueLast = '';
   private readonly timers: NodeJS.Timeout[] = [];
   private readonly worker: Worker | null;
   /** The last batch handed to the remote writer, awaited on close. */
@@ -112,7 +115,9 @@ export class AuditLog {
 
   /** A proxied call: queued. */
   call(entry: AuditEntry): void {
-    this.queue.push(auditTuple(entry));
+    if (this.queue.length === 0) this.queueFirst = entry.time;
+    this.queueLast = entry.time;
+    this.queue.push(JSON.stringify(auditTuple(entry)));
     if (this.queue.length >= FLUSH_ROWS) this.flush();
   }
 
@@ -163,9 +168,9 @@ export class AuditLog {
     if (this.queue.length === 0) return;
     const rows = this.queue;
     this.queue = [];
-    const json = JSON.stringify(rows);
-    const first = (rows[0] as AuditTuple)[0];
-    const last = (rows[rows.length - 1] as AuditTuple)[0];
+    const json = `[${rows.join(',')}]`;
+    const first = this.queueFirst;
+    const last = this.queueLast;
     if (this.writerGone) {
       try {
         this.store.audit.insertCallBatch(json, first, last);
