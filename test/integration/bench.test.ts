@@ -35,6 +35,7 @@ describe('npm run bench -- --short', () => {
     expect(out).toMatch(/x nginx\s+x undici/);
     expect(out).toMatch(/RSS growth [\d.]+ MiB, status 200/);
     expect(out).toMatch(/median [\d.]+ ms/);
+    expect(out).toMatch(/rows a page \(first read after the start: [\d.]+ ms\)/);
     expect(out).toMatch(/latchkey serve to \/readyz, 1,000 integrations\s+median \d+ ms of 2/);
     expect(out).toMatch(/npm start to \/readyz, new data directory\s+median \d+ ms of 2/);
   }, 240_000);
