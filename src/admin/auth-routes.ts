@@ -131,7 +131,7 @@ export function authRoutes(app: FastifyInstance, ctx: AdminContext): void {
         // New token settings or secrets: the old access token and a reauthorization_required status go with them.
         if (isTokenKind(current.authType)) store.tokenState.reset(authId);
         return rec;
-      })();
+      }).immediate();
     } else {
       const { credential, secretsChanged } = credentialForPatch(current.authType, { apiKey: current.apiKey, secrets }, b);
       updated = store.authRecords.update(

@@ -241,7 +241,7 @@ export async function storeProviderCredential(deps: CredentialDeps, providerId: 
     // The integration carries the provider's fixed headers; the record carries the secrets and the template.
     const template = p.authType === 'API_KEY' ? p.template : null;
     return store.authRecords.create(target.id, p.authType, [], { apiKey: null, secrets: stored.secrets, config: stored.config }, { provider: providerId, label, template });
-  })();
+  }).immediate();
   const credential: StoredCredential = {
     credentialId: record.authId,
     integrationId: record.integrationId,

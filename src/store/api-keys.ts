@@ -173,7 +173,7 @@ export class ApiKeyRepo {
     if (times.size === 0) return;
     this.db.transaction(() => {
       for (const [keyId, at] of times) this.touchStmt.run(at, keyId);
-    })();
+    }).immediate();
   }
 
   hasActiveAdmin(): boolean {

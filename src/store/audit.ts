@@ -242,7 +242,7 @@ export class AuditRepo {
   insertMany(entries: AuditEntry[]): void {
     this.db.transaction(() => {
       for (const e of entries) this.insertStmt.run(columnTuple(e));
-    })();
+    }).immediate();
   }
 
   /** One batch of calls: `json` is the JSON array of their tuples, oldest first. */
@@ -252,7 +252,7 @@ export class AuditRepo {
     this.db.transaction(() => {
       const id = this.insertBatchStmt.run(firstTime, lastTime, json).lastInsertRowid;
       this.insertFilterStmt.run(lastTime, id, firstTime, filter);
-    })();
+    }).immediate();
   }
 
   list(q: AuditQuery): Page<AuditEntry> {

@@ -89,7 +89,7 @@ export class LocalCaRepo {
       this.insert(ca);
       this.deleteOthersStmt.run(ca.caId);
       return this.current() as StoredCa;
-    })();
+    }).immediate();
     this.onWrite();
     return result;
   }

@@ -132,7 +132,7 @@ export class Store {
       this.localCa.rewrapAll(oldKey, newKey);
       this.setCheckStmt.run(CHECK_KEY, makeCheckValue(newKey));
       return n;
-    })();
+    }).immediate();
     this.masterKey = newKey;
     this.localWrites++;
     return count;

@@ -218,7 +218,7 @@ export async function finishConnect(deps: ConnectDeps, query: Record<string, str
       secrets: { ...(secrets.clientSecret ? { clientSecret: secrets.clientSecret } : {}), refreshToken: tokens.refresh_token as string },
       config: tokenConfig as unknown as Record<string, unknown>,
     });
-  })();
+  }).immediate();
   if (longLived) return { integrationId: record.integrationId, authId: record.authId, keyId: settings.keyId ?? null, createdIntegration };
   // The first access token is kept, so the first call needs no renewal.
   const expiresIn = typeof tokens.expires_in === 'number' && tokens.expires_in > 0 ? tokens.expires_in : DEFAULT_EXPIRES_IN;
