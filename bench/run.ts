@@ -40,6 +40,14 @@ const TRANSFER_BYTES = SHORT ? 16 * 1024 * 1024 : 1024 * 1024 * 1024;
 const TRAIL_ROWS = Number(process.env.BENCH_TRAIL_ROWS ?? (SHORT ? 20_000 : 5_000_000));
 const TRAIL_INTEGRATIONS = SHORT ? 1000 : 10_000;
 const START_RUNS = SHORT ? 2 : 7;
+/**
+ * The rows the hot-path goals compare (the baselines, latchkey's own rows, and
+ * 100,000 integrations against 10 of them) are measured in this many rounds,
+ * interleaved, each row's figures the median of its rounds: on a shared host
+ * the speed of the whole machine drifts by tens of percent within a minute,
+ * and measuring the rows one after another put that drift into the ratios.
+ */
+const ROUNDS = Number(process.env.BENCH_ROUNDS ?? (SHORT ? 1 : 3));
 const here = fileURLToPath(new URL('.', import.meta.url));
 const cli = join(here, '..', 'src', 'cli.js');
 const children: ChildProcess[] = [];
@@ -101,6 +109,31 @@ const measure = async (name: string, t: Target, note?: string): Promise<LoadResu
   rows.push({ name, ...r, ...(note ? { note } : {}) });
   return r;
 };
+
+const median = (xs: number[]): number => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)] as number;
+
+/**
+ * Each target loaded once per round, in order, ROUNDS times; one row per
+ * target (in the order given) with the medians of its rounds, errors summed.
+ */
+async function interleaved(targets: Array<{ name: string; t: Target }>): Promise<LoadResult[]> {
+  const runs: LoadResult[][] = targets.map(() => []);
+  for (let round = 0; round < ROUNDS; round++) {
+    for (const [i, { t }] of targets.entries()) (runs[i] as LoadResult[]).push(await load(t, SECONDS, CONNECTIONS, workDir));
+  }
+  return targets.map(({ name }, i) => {
+    const rs = runs[i] as LoadResult[];
+    const r: LoadResult = {
+      rps: median(rs.map((x) => x.rps)),
+      p50: median(rs.map((x) => x.p50)),
+      p99: median(rs.map((x) => x.p99)),
+      errors: rs.reduce((a, x) => a + x.errors, 0),
+      non2xx: rs.reduce((a, x) => a + x.non2xx, 0),
+    };
+    rows.push({ name, ...r });
+    return r;
+  });
+}
 const bearer = { authorization: `Bearer ${adminKey}` };
 
 /** The OAuth 2 token row, and the HTTPS proxy rows (an undici load loop: wrk and autocannon speak no CONNECT). */
@@ -147,22 +180,28 @@ async function main(): Promise<void> {
   const nginx = nginxBin ? await startNginx(nginxBin, workDir, Number(upstream.port)) : null;
   if (nginx) children.push(nginx.child);
 
-  const direct = await measure('upstream direct', { origin: upstreamUrl, path: '/v1/items' });
-  const ngx = nginx ? await measure('nginx proxy_pass + set Authorization', { origin: `http://127.0.0.1:${nginx.port}`, path: '/v1/items' }) : null;
-  if (!ngx) rows.push({ name: 'nginx', note: 'not installed (apt-get install nginx-light)' });
-  await measure('bare http-proxy-3 pass-through', { origin: `http://127.0.0.1:${pass.port}`, path: '/v1/items' });
-  const bare = await measure('bare undici forwarder', { origin: `http://127.0.0.1:${floor.port}`, path: '/v1/items' });
-  void direct;
-
-  // Latchkey, 10 integrations at random, then big bodies through the same process.
+  // Latchkey with 10 integrations, started first so that the goal rows can be measured interleaved.
   const pki = makeBenchPki(workDir);
   const few = await latchkey('few', { LATCHKEY_CONFIG: pki.config });
   await seedIntegrations(few.env.LATCHKEY_DB, few.env.LATCHKEY_MASTER_KEY_FILE, 10, upstreamUrl);
   let lk = await few.run();
-  // Loaded exactly as the nginx and undici rows are (one fixed URL, no wrk script): the hot-path goals' row.
-  await measure('latchkey bearer, one fixed URL', { origin: String(lk.proxy), path: '/i0/v1/items', headers: bearer });
-  // At random (a wrk script, which costs wrk more CPU on a small host): what the 100,000-integration row is compared to.
-  const lk10 = await measure('latchkey, 10 integrations at random', { origin: String(lk.proxy), path: '/v1/items', randomOf: 10, headers: bearer }, `RSS ${rss(lk.pid).now.toFixed(0)} MiB`);
+  const goalRows = [
+    { name: 'upstream direct', t: { origin: upstreamUrl, path: '/v1/items' } },
+    ...(nginx ? [{ name: 'nginx proxy_pass + set Authorization', t: { origin: `http://127.0.0.1:${nginx.port}`, path: '/v1/items' } }] : []),
+    { name: 'bare http-proxy-3 pass-through', t: { origin: `http://127.0.0.1:${pass.port}`, path: '/v1/items' } },
+    { name: 'bare undici forwarder', t: { origin: `http://127.0.0.1:${floor.port}`, path: '/v1/items' } },
+    // Loaded exactly as the nginx and undici rows are (one fixed URL, no wrk script): the hot-path goals' row.
+    { name: 'latchkey bearer, one fixed URL', t: { origin: String(lk.proxy), path: '/i0/v1/items', headers: bearer } },
+    // At random (a wrk script, which costs wrk more CPU on a small host): what the 100,000-integration row is compared to.
+    { name: 'latchkey, 10 integrations at random', t: { origin: String(lk.proxy), path: '/v1/items', randomOf: 10, headers: bearer } },
+  ];
+  const measured = await interleaved(goalRows);
+  const at = (name: string): LoadResult | null => measured[goalRows.findIndex((g) => g.name === name)] ?? null;
+  const ngx = at('nginx proxy_pass + set Authorization');
+  if (!ngx) rows.push({ name: 'nginx', note: 'not installed (apt-get install nginx-light)' });
+  const bare = at('bare undici forwarder') as LoadResult;
+  const lk10 = at('latchkey, 10 integrations at random') as LoadResult;
+  (rows[rows.length - 1] as Row).note = `RSS ${rss(lk.pid).now.toFixed(0)} MiB`;
   for (const direction of ['upload', 'download'] as const) {
     const t = await transfer(direction, `${lk.proxy}/i0/bulk`, bearer, TRANSFER_BYTES, lk.pid);
     rows.push({ name: `latchkey, ${TRANSFER_BYTES / 1024 / 1024} MiB ${direction}`, note: `${t.mibPerSecond.toFixed(0)} MiB/s, RSS growth ${t.rssGrowthMiB.toFixed(1)} MiB, status ${t.status}` });
@@ -182,10 +221,12 @@ async function main(): Promise<void> {
   const startMs = lk.ms;
   const target: Target = { origin: String(lk.proxy), path: '/v1/items', randomOf: MANY, headers: bearer };
   await touchAll(target, MANY, CONNECTIONS);
-  const lkMany = await measure(`latchkey, ${MANY.toLocaleString('en')} integrations at random`, target);
-  const manyRow = rows[rows.length - 1] as Row;
-  // The same process using only 10 of them: the cost of the large working set alone, with the large heap on both sides.
-  const sameTen = await measure(`latchkey, 10 of those ${MANY.toLocaleString('en')} at random`, { ...target, randomOf: 10 });
+  // Against the same process using only 10 of them (interleaved): the cost of the large working set alone, with the large heap on both sides.
+  const [lkMany, sameTen] = (await interleaved([
+    { name: `latchkey, ${MANY.toLocaleString('en')} integrations at random`, t: target },
+    { name: `latchkey, 10 of those ${MANY.toLocaleString('en')} at random`, t: { ...target, randomOf: 10 } },
+  ])) as [LoadResult, LoadResult];
+  const manyRow = rows[rows.length - 2] as Row;
   manyRow.note = `RSS ${rss(lk.pid).now.toFixed(0)} MiB, ${(lkMany.rps / lk10.rps).toFixed(2)}x of 10, ${(lkMany.rps / sameTen.rps).toFixed(2)}x of 10 in this process; serve ready in ${startMs.toFixed(0)} ms`;
   await stop(lk.pid);
   // Start time on that database, alone on the machine (goal: under 500 ms).
@@ -207,7 +248,7 @@ async function main(): Promise<void> {
   rows.push({ name: 'npm start to /readyz, new data directory', note: describeStarts(await npmStartTimes(START_RUNS, adminKey)) });
 
   const ratio = (r: Row, base: LoadResult | null): string => (base && r.rps ? (r.rps / base.rps).toFixed(2) : '');
-  console.log(`\n${CONNECTIONS} connections, ${SECONDS} s each, load from ${USE_WRK ? 'wrk' : 'autocannon'}, node ${process.version}${SHORT ? ', SHORT MODE (figures mean nothing)' : ''}\n`);
+  console.log(`\n${CONNECTIONS} connections, ${SECONDS} s each (the goal rows: medians of ${ROUNDS} interleaved rounds), load from ${USE_WRK ? 'wrk' : 'autocannon'}, node ${process.version}${SHORT ? ', SHORT MODE (figures mean nothing)' : ''}\n`);
   console.log(`${'path'.padEnd(52)} ${'req/s'.padStart(8)} ${'p50 ms'.padStart(7)} ${'p99 ms'.padStart(7)} ${'x nginx'.padStart(8)} ${'x undici'.padStart(8)} ${'err'.padStart(5)}  notes`);
   for (const r of rows) {
     const n = (v: number | undefined, d = 0) => (v === undefined ? '' : v.toFixed(d));
