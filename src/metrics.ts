@@ -127,10 +127,6 @@ class CallSeries {
     return this.series.values();
   }
 
-  get(integration: string): IntegrationSeries | undefined {
-    return this.series.get(integration);
-  }
-
   /** Adds another process's counts of one integration (same buckets: the same code made them). */
   merge(w: { integration: string; calls: number[]; latency: number[] | null; sum: number; count: number }): void {
     const s = this.of(w.integration);

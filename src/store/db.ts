@@ -8,8 +8,11 @@ export type Db = Database.Database;
 /** Rows the change log keeps (see migration 5). */
 export const CHANGE_LOG_KEEP = 10_000;
 
-/** Migrations by `PRAGMA user_version`: entry i takes the schema from version i to i+1. */
-/** SQL, or a function for a step SQL alone cannot do; each runs once, in the one migration transaction. */
+/**
+ * Migrations by `PRAGMA user_version`: entry i takes the schema from version i
+ * to i+1. SQL, or a function for a step SQL alone cannot do; all pending ones
+ * run in one transaction.
+ */
 const MIGRATIONS: Array<string | ((db: Db) => void)> = [
   `
   CREATE TABLE meta (
@@ -284,15 +287,17 @@ export function openDatabase(path: string, options: { readonly?: boolean } = {})
   return db;
 }
 
-function migrate(db: Db, from: number): void {
+function migrate(db: Db, seen: number): void {
   db.transaction(() => {
+    // Read again under the write lock: another process opening the same file may have just migrated it.
+    const from = Math.max(seen, db.pragma('user_version', { simple: true }) as number);
     for (let v = from; v < SCHEMA_VERSION; v++) {
       const step = MIGRATIONS[v] as string | ((db: Db) => void);
       if (typeof step === 'string') db.exec(step);
       else step(db);
     }
     db.pragma(`user_version = ${SCHEMA_VERSION}`);
-  })();
+  }).immediate();
 }
 
 /**
