@@ -13,7 +13,7 @@ import type { Call } from './pipeline.js';
 import type { Logger } from '../log.js';
 import type { Connector } from './connector.js';
 import { upstreamError, type ForwardResult } from './forward.js';
-import { lazyModule } from '../lazy.js';
+import { lazyModule, once } from '../lazy.js';
 
 const httpProxy = lazyModule('the WebSocket proxy', () => import('http-proxy-3'));
 
@@ -74,17 +74,12 @@ function setUp(createProxyServer: typeof import('http-proxy-3').createProxyServe
 export function createWebSocketProxy(deps: Deps) {
   const pending = new WeakMap<IncomingMessage, Pending>();
   const agents = { 'http:': deps.connector.nodeAgent('http:'), 'https:': deps.connector.nodeAgent('https:') };
-  let ready: Promise<ProxyServer> | undefined;
+  // Set up at the first upgrade, shared by every later one; a failed import is tried again at the next.
+  const proxyServer = once(async () => setUp((await httpProxy()).createProxyServer, deps, pending));
 
   /** Resolves when the upstream answered the upgrade (or failed), with what the client got. */
   return async (call: Call, socket: Duplex, head: Buffer): Promise<ForwardResult> => {
-    ready ??= httpProxy()
-      .then((m) => setUp(m.createProxyServer, deps, pending))
-      .catch((err: unknown) => {
-        ready = undefined;
-        throw err;
-      });
-    const proxy = await ready;
+    const proxy = await proxyServer();
     // The first upgrade waited for the import: its client may have gone meanwhile.
     if (socket.destroyed) return { status: 499, error: 'CLIENT_CLOSED' };
     const up = call.upstream!;
