@@ -160,7 +160,7 @@ export class Redactor {
   buffer(data: Buffer): { data: Buffer; count: number } {
     const s = this.stream();
     // Nothing follows, so nothing is held back (no tail check).
-    const body = s.last(data);
+    const body = s.push(data, true);
     // The common case, nothing replaced: the bytes as they came, no copy.
     return { data: body.length === 1 ? (body[0] as Buffer) : Buffer.concat(body), count: s.count };
   }
@@ -173,18 +173,14 @@ export class StreamRedactor {
 
   constructor(private readonly r: Redactor) {}
 
-  /** The bytes that are safe to send now; the rest is held until the next chunk or the end. */
-  push(chunk: Buffer): Buffer[] {
+  /**
+   * The bytes that are safe to send now; the rest is held until the next chunk
+   * or the end. `final`: nothing follows, so nothing is held back.
+   */
+  push(chunk: Buffer, final = false): Buffer[] {
     const data = this.pending ? Buffer.concat([this.pending, chunk]) : chunk;
     this.pending = null;
-    return this.emit(data, false);
-  }
-
-  /** The final chunk, with nothing held back from before: all of it is safe to send. */
-  last(chunk: Buffer): Buffer[] {
-    const data = this.pending ? Buffer.concat([this.pending, chunk]) : chunk;
-    this.pending = null;
-    return this.emit(data, true);
+    return this.emit(data, final);
   }
 
   end(): Buffer[] {
