@@ -6,6 +6,7 @@
  */
 import { openDatabase } from '../src/store/db.js';
 import { AuditRepo, auditTimeOf, type AuditTuple } from '../src/store/audit.js';
+import { median } from './load.js';
 
 const BATCH = 500;
 
@@ -52,6 +53,5 @@ export async function timeAuditReads(
     rows += body.data?.length ?? 0;
   }
   const first = ms.shift() as number;
-  ms.sort((a, b) => a - b);
-  return { first, median: ms[Math.floor(ms.length / 2)] as number, max: ms[ms.length - 1] as number, rows: rows / (times + 1) };
+  return { first, median: median(ms), max: Math.max(...ms), rows: rows / (times + 1) };
 }

@@ -23,7 +23,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { randomBytes } from 'node:crypto';
-import { load, touchAll, USE_WRK, type LoadResult, type Target } from './load.js';
+import { load, median, touchAll, USE_WRK, type LoadResult, type Target } from './load.js';
 import { ensureNginx, startNginx } from './nginx.js';
 import { rss, transfer } from './transfer.js';
 import { buildTrail, timeAuditReads } from './audit-trail.js';
@@ -109,8 +109,6 @@ const measure = async (name: string, t: Target, note?: string): Promise<LoadResu
   rows.push({ name, ...r, ...(note ? { note } : {}) });
   return r;
 };
-
-const median = (xs: number[]): number => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)] as number;
 
 /**
  * Each target loaded once per round, in order, ROUNDS times; one row per

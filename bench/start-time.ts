@@ -16,6 +16,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { randomBytes } from 'node:crypto';
+import { median } from './load.js';
 
 const root = fileURLToPath(new URL('../..', import.meta.url));
 
@@ -70,8 +71,6 @@ async function timeOne(command: string, args: string[], env: Record<string, stri
     await exit;
   }
 }
-
-const median = (xs: number[]): number => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)] as number;
 
 /** `latchkey serve` on the database and key file of `env`, `runs` times. */
 export async function serveStartTimes(env: Record<string, string>, runs: number): Promise<StartTimes> {
