@@ -31,6 +31,21 @@ interface Exported {
   aggregator: 'sum';
 }
 
+/** What prom-client's registry takes: a name, help, type and values made at scrape time. */
+interface RegisteredMetric {
+  name: string;
+  help: string;
+  type: Exported['type'];
+  get: () => Exported;
+}
+
+const registered = (name: string, help: string, type: Exported['type'], values: () => MetricValue[]): RegisteredMetric => ({
+  name,
+  help,
+  type,
+  get: () => ({ name, help, type, values: values(), aggregator: 'sum' }),
+});
+
 /** A counter with fixed label names, in prom-client's shape (what its Counter offers latchkey: inc, get, reset). */
 class LabelCounter<L extends string = never> {
   readonly type = 'counter';
@@ -147,46 +162,36 @@ class CallSeries {
   }
 
   /** The calls counter, in prom-client's shape. */
-  callsMetric(name: string, help: string): { name: string; help: string; type: 'counter'; get: () => Exported } {
-    return {
-      name,
-      help,
-      type: 'counter',
-      get: () => {
-        const values: MetricValue[] = [];
-        for (const s of this.series.values()) {
-          s.calls.forEach((v, c) => {
-            if (v > 0) values.push({ labels: { integration: s.integration, status_class: CLASSES[c] as string }, value: v });
-          });
-        }
-        return { name, help, type: 'counter', values, aggregator: 'sum' };
-      },
-    };
+  callsMetric(name: string, help: string): RegisteredMetric {
+    return registered(name, help, 'counter', () => {
+      const values: MetricValue[] = [];
+      for (const s of this.series.values()) {
+        s.calls.forEach((v, c) => {
+          if (v > 0) values.push({ labels: { integration: s.integration, status_class: CLASSES[c] as string }, value: v });
+        });
+      }
+      return values;
+    });
   }
 
   /** The upstream latency histogram, in prom-client's shape. */
-  latencyMetric(name: string, help: string): { name: string; help: string; type: 'histogram'; get: () => Exported } {
-    return {
-      name,
-      help,
-      type: 'histogram',
-      get: () => {
-        const values: MetricValue[] = [];
-        for (const s of this.series.values()) {
-          if (s.latency === null) continue;
-          const labels = { integration: s.integration };
-          let cumulative = 0;
-          this.buckets.forEach((le, i) => {
-            cumulative += (s.latency as number[])[i] ?? 0;
-            values.push({ metricName: `${name}_bucket`, labels: { ...labels, le: String(le) }, value: cumulative });
-          });
-          values.push({ metricName: `${name}_bucket`, labels: { ...labels, le: '+Inf' }, value: s.count });
-          values.push({ metricName: `${name}_sum`, labels, value: s.sum });
-          values.push({ metricName: `${name}_count`, labels, value: s.count });
-        }
-        return { name, help, type: 'histogram', values, aggregator: 'sum' };
-      },
-    };
+  latencyMetric(name: string, help: string): RegisteredMetric {
+    return registered(name, help, 'histogram', () => {
+      const values: MetricValue[] = [];
+      for (const s of this.series.values()) {
+        if (s.latency === null) continue;
+        const labels = { integration: s.integration };
+        let cumulative = 0;
+        this.buckets.forEach((le, i) => {
+          cumulative += (s.latency as number[])[i] ?? 0;
+          values.push({ metricName: `${name}_bucket`, labels: { ...labels, le: String(le) }, value: cumulative });
+        });
+        values.push({ metricName: `${name}_bucket`, labels: { ...labels, le: '+Inf' }, value: s.count });
+        values.push({ metricName: `${name}_sum`, labels, value: s.sum });
+        values.push({ metricName: `${name}_count`, labels, value: s.count });
+      }
+      return values;
+    });
   }
 }
 
