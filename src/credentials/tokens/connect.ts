@@ -150,7 +150,8 @@ export async function finishConnect(deps: ConnectDeps, query: Record<string, str
   const state = query.state;
   if (!state || state.length > 512) throw invalidState();
   // Loaded before the state is used up: if it cannot be, the person can still retry with the same link.
-  const { oauth } = await tokenLibraries();
+  const libs = await tokenLibraries();
+  const { oauth } = libs;
   const pending = deps.store.oauthStates.consume(state, Date.now());
   if (!pending) throw invalidState();
   const { settings, secrets } = pending;
@@ -172,7 +173,7 @@ export async function finishConnect(deps: ConnectDeps, query: Record<string, str
       clientAuthOf(oauth, settings.clientAuth, secrets.clientSecret),
       'authorization_code',
       { code: query.code, redirect_uri: settings.redirectUri, code_verifier: secrets.codeVerifier },
-      tokenRequestOptions(oauth, deps.grant, settings.tokenUrl),
+      tokenRequestOptions(libs, deps.grant, settings.tokenUrl),
     );
     tokens = await oauth.processGenericTokenEndpointResponse(as, client, res, PROCESS_OPTIONS);
     checkIssued(tokens.access_token, tokens.refresh_token);

@@ -69,9 +69,7 @@ export interface GrantContext {
   timeoutMs: number;
 }
 
-function requestOptions(oauth: typeof OAuth, ctx: GrantContext, endpoint: string): OAuth.TokenEndpointRequestOptions {
-  // `oauth` came from tokenLibraries(), so undici's fetch was loaded with it.
-  const undiciFetch = (loaded as Libraries).fetch;
+function requestOptions({ oauth, fetch: undiciFetch }: Libraries, ctx: GrantContext, endpoint: string): OAuth.TokenEndpointRequestOptions {
   const fetchVia: NonNullable<OAuth.TokenEndpointRequestOptions[typeof OAuth.customFetch]> = (url, init) =>
     undiciFetch(url, { ...init, dispatcher: ctx.agent } as Parameters<typeof undiciFetch>[1]) as unknown as Promise<Response>;
   return {
@@ -193,7 +191,8 @@ async function githubInstallationToken(ctx: GrantContext, c: Extract<TokenConfig
 /** Asks the kind's token endpoint for a new access token. Throws GrantError. */
 export async function requestToken(ctx: GrantContext, config: TokenConfig, secrets: TokenSecrets): Promise<IssuedToken> {
   try {
-    const { oauth } = await tokenLibraries();
+    const libs = await tokenLibraries();
+    const { oauth } = libs;
     switch (config.kind) {
       case 'OAUTH2_CLIENT_CREDENTIALS': {
         const as = serverOf(config.tokenUrl);
@@ -201,14 +200,14 @@ export async function requestToken(ctx: GrantContext, config: TokenConfig, secre
         const params: Record<string, string> = {};
         if (config.scope) params.scope = config.scope;
         if (config.audience) params.audience = config.audience;
-        const opts = requestOptions(oauth, ctx, config.tokenUrl);
+        const opts = requestOptions(libs, ctx, config.tokenUrl);
         const res = await oauth.clientCredentialsGrantRequest(as, client, clientAuthOf(oauth, config.clientAuth, secrets.clientSecret), params, opts);
         return issued(await oauth.processClientCredentialsResponse(as, client, res, PROCESS_OPTIONS));
       }
       case 'OAUTH2_REFRESH_TOKEN': {
         const as = serverOf(config.tokenUrl);
         const client: OAuth.Client = { client_id: config.clientId };
-        const opts = requestOptions(oauth, ctx, config.tokenUrl);
+        const opts = requestOptions(libs, ctx, config.tokenUrl);
         if (config.scope) opts.additionalParameters = { scope: config.scope };
         const res = await oauth.refreshTokenGrantRequest(
           as,
@@ -228,7 +227,7 @@ export async function requestToken(ctx: GrantContext, config: TokenConfig, secre
         const as = serverOf(config.tokenUri);
         const client: OAuth.Client = { client_id: config.clientEmail };
         const noClientAuth: OAuth.ClientAuth = () => undefined;
-        const opts = requestOptions(oauth, ctx, config.tokenUri);
+        const opts = requestOptions(libs, ctx, config.tokenUri);
         const res = await oauth.genericTokenEndpointRequest(as, client, noClientAuth, JWT_BEARER, { assertion }, opts);
         return issued(await oauth.processGenericTokenEndpointResponse(as, client, res, PROCESS_OPTIONS));
       }
