@@ -9,7 +9,8 @@ export class Authenticator {
     readonly tokens: TokenService,
   ) {}
 
-  async resolve(secret: string): Promise<Principal> {
+  /** A key is checked at once (the hot path awaits nothing); a widget token's signature asynchronously. Throws or rejects with a LatchkeyError. */
+  resolve(secret: string): Principal | Promise<Principal> {
     if (looksLikeKey(secret)) return this.keys.verify(secret);
     if (looksLikeJwt(secret)) return this.token(secret);
     throw new LatchkeyError('INVALID_AUTH_FORMAT', 'expected an lk_ API key or a JWT');

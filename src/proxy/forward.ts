@@ -105,7 +105,7 @@ export function scrubLocation(location: string, injected: ReadonlyArray<[string,
  * headers went out, a failure can only cut the client connection, and the
  * result says so.
  */
-export async function forward(
+export function forward(
   agent: Dispatcher,
   req: IncomingMessage,
   res: ServerResponse,
@@ -118,10 +118,24 @@ export async function forward(
   res.once('close', () => {
     if (!res.writableFinished) gone.fire();
   });
-  const first = await send(agent, req, res, up, extraResponseHeaders, gone, replay401 !== undefined);
+  // Without a replay nothing is swallowed: send()'s answer is the result.
+  if (!replay401) return send(agent, req, res, up, extraResponseHeaders, gone, false) as Promise<ForwardResult>;
+  return forwardReplaying(agent, req, res, up, extraResponseHeaders, gone, replay401);
+}
+
+async function forwardReplaying(
+  agent: Dispatcher,
+  req: IncomingMessage,
+  res: ServerResponse,
+  up: UpstreamRequest,
+  extraResponseHeaders: OutgoingHttpHeaders,
+  gone: ClientGone,
+  replay401: () => Promise<boolean>,
+): Promise<ForwardResult> {
+  const first = await send(agent, req, res, up, extraResponseHeaders, gone, true);
   if (first !== SWALLOWED_401) return first;
   // The upstream refused the token: renewed and re-applied to `up`, the call goes once more, and that answer is final.
-  if (!replay401 || !(await replay401())) throw new LatchkeyError('TOKEN_REFRESH_FAILED', 'the upstream refused the access token');
+  if (!(await replay401())) throw new LatchkeyError('TOKEN_REFRESH_FAILED', 'the upstream refused the access token');
   const second = await send(agent, req, res, up, extraResponseHeaders, gone, false);
   return second === SWALLOWED_401 ? { status: 401 } : second;
 }

@@ -270,8 +270,16 @@ function refuseBrowsers(call: Call): void {
 
 const ANONYMOUS: Principal = { keyId: 'anonymous', role: 'agent', integrations: ['*'], kind: 'key', rules: null, rateLimit: null };
 
-/** Stage 3: who is calling. */
-export async function authenticate(call: Call, deps: PipelineDeps): Promise<void> {
+/** On the data plane every unusable credential reads the same. */
+function asInvalidKey(err: unknown): never {
+  if (err instanceof LatchkeyError && err.code === 'INVALID_AUTH_FORMAT') {
+    throw new LatchkeyError('INVALID_API_KEY', 'the latchkey key is invalid, expired or revoked');
+  }
+  throw err;
+}
+
+/** Stage 3: who is calling. Synchronous for a latchkey key; a promise only for a widget token (its signature). */
+export function authenticate(call: Call, deps: PipelineDeps): void | Promise<void> {
   const keys = findClientKeys(call);
   call.clientKeys = keys.map((k) => k.place);
   // Inside a tunnel the CONNECT's key decides; keys found in the request are only removed.
@@ -284,24 +292,27 @@ export async function authenticate(call: Call, deps: PipelineDeps): Promise<void
     return;
   }
   if (!found) throw new LatchkeyError('PROXY_AUTH_REQUIRED', 'a latchkey key is required to use an integration');
+  let principal: Principal | Promise<Principal>;
   try {
-    call.principal = await deps.authn.resolve(found.secret);
-    call.keySecret = found.secret;
+    principal = deps.authn.resolve(found.secret);
   } catch (err) {
-    // On the data plane every unusable credential reads the same.
-    if (err instanceof LatchkeyError && err.code === 'INVALID_AUTH_FORMAT') {
-      throw new LatchkeyError('INVALID_API_KEY', 'the latchkey key is invalid, expired or revoked');
-    }
-    throw err;
+    asInvalidKey(err);
   }
-  if (call.principal.kind === 'token') {
+  if (principal instanceof Promise) return principal.then((p) => authenticated(call, found, p), asInvalidKey);
+  authenticated(call, found, principal);
+}
+
+function authenticated(call: Call, found: FoundKey, principal: Principal): void {
+  call.principal = principal;
+  call.keySecret = found.secret;
+  if (principal.kind === 'token') {
     // Widget tokens come from browser code, in X-Latchkey-Key only: one place to reason about.
     if (found.place.kind !== 'header' || found.place.name !== 'x-latchkey-key') {
       throw new LatchkeyError('INVALID_API_KEY', 'widget tokens are accepted in X-Latchkey-Key only');
     }
     // A widget token is bound to the pages it was minted for; a browser always sends Origin.
     const origin = header(call.req, 'origin');
-    if (!origin || !call.principal.origins?.includes(origin)) {
+    if (!origin || !principal.origins?.includes(origin)) {
       throw new LatchkeyError('ORIGIN_NOT_ALLOWED', `origin ${origin ?? '(none)'} may not use this token`);
     }
     call.corsOrigin = origin;
@@ -490,6 +501,14 @@ function refuseIfLimited(limit: RateLimit, decision: RateDecision): void {
  * request last, at send time, so it sees exactly what goes out. Static kinds
  * were rendered into the plan and pass straight through.
  */
-export async function inject(call: Call): Promise<void> {
-  call.secrets = await applyInjector(call.auth as AuthPlan, call.upstream as UpstreamRequest, call.req);
+export function inject(call: Call): void | Promise<void> {
+  const auth = call.auth as AuthPlan;
+  // A static kind (rendered into the plan) awaits nothing.
+  if (!auth.injector) {
+    call.secrets = auth.secrets as string[];
+    return;
+  }
+  return applyInjector(auth, call.upstream as UpstreamRequest, call.req).then((secrets) => {
+    call.secrets = secrets;
+  });
 }

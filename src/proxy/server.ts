@@ -195,14 +195,18 @@ export function createProxyServer(deps: ProxyDeps): ProxyListener {
         return;
       }
       resolve(call, deps);
-      await authenticate(call, deps);
+      // Stages that may wait return a promise only when they do (a widget token, a rate limit held by
+      // the primary, a signer or a token kind): a key and a static credential await nothing.
+      const authenticating = authenticate(call, deps);
+      if (authenticating) await authenticating;
       choose(call, deps);
       authorize(call);
       build(call);
       // Refused by a rule or the rate limit before any credential work (a token fetch, a signature).
       const limited = restrict(call, deps);
       if (limited) await limited;
-      await inject(call);
+      const injecting = inject(call);
+      if (injecting) await injecting;
       chooseRedactor(call);
       const extra = call.corsOrigin ? { ...corsHeaders(call.corsOrigin), 'x-request-id': call.requestId } : { 'x-request-id': call.requestId };
       const up = call.upstream!;

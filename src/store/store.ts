@@ -10,6 +10,7 @@ import { TokenStateRepo } from './token-state.js';
 import { OAuthStateRepo } from './oauth-states.js';
 import { LocalCaRepo } from './local-ca.js';
 import { ChangeLogRepo } from './changes.js';
+import { WalHeaderWatch } from './wal-header.js';
 import { checkMasterKey, makeCheckValue } from '../crypto/seal.js';
 import { MasterKeyError, resolveMasterKey, type MasterKeySource } from '../crypto/master-key.js';
 import { LatchkeyError } from '../errors.js';
@@ -42,6 +43,8 @@ export class Store {
   private readonly setCheckStmt;
   private checkedAtVersion = -1;
   private dataVersion: number | null = null;
+  private lastDataVersion = 0;
+  private readonly walHeader: WalHeaderWatch;
 
   private constructor(
     readonly db: Db,
@@ -49,6 +52,7 @@ export class Store {
     readonly masterKeySource: MasterKeySource,
   ) {
     this.dataVersionStmt = db.prepare<[], { data_version: number }>('PRAGMA data_version');
+    this.walHeader = new WalHeaderWatch(db);
     this.getCheckStmt = db.prepare<[string], { value: Buffer }>('SELECT value FROM meta WHERE key = ?');
     this.setCheckStmt = db.prepare('INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)');
     const bump = (): void => {
@@ -95,9 +99,12 @@ export class Store {
    */
   version(): number {
     // Asked once per event-loop turn: a call that arrives after another
-    // process's write was answered is always read in a later turn.
+    // process's write was answered is always read in a later turn. SQLite is
+    // asked only when the WAL header moved; it is read first, so a commit
+    // after the read moves it again for the next turn.
     if (this.dataVersion === null) {
-      this.dataVersion = this.dataVersionStmt.get()?.data_version ?? 0;
+      if (this.walHeader.changed()) this.lastDataVersion = this.dataVersionStmt.get()?.data_version ?? 0;
+      this.dataVersion = this.lastDataVersion;
       setImmediate(() => {
         this.dataVersion = null;
       });
@@ -146,6 +153,7 @@ export class Store {
 
   close(): void {
     if (this.db.open) this.db.close();
+    this.walHeader.close();
   }
 }
 
