@@ -441,8 +441,12 @@ export function build(call: Call): void {
     injectedQuery: auth.query,
     redactor: plan.redactResponses ? auth.redactor : null,
   };
-  // Before inject: a signer signs the headers as they will be sent, Accept-Encoding included.
-  if (plan.redactResponses) acceptOnlyDecodable(call.upstream.headers);
+  // Before inject: a signer signs the headers as they will be sent, Accept-Encoding included. A
+  // WebSocket upgrade offers no extension (permessage-deflate): its messages arrive uncompressed, searchable.
+  if (plan.redactResponses) {
+    acceptOnlyDecodable(call.upstream.headers);
+    delete call.upstream.headers['sec-websocket-extensions'];
+  }
 }
 
 const NO_SECRETS: readonly string[] = [];

@@ -119,7 +119,8 @@ export function plainSink(res: ServerResponse, status: number, out: OutgoingHttp
 /** A body nobody sees (a refused token's 401 that is replayed). */
 export const discardSink = (): BodySink => ({ write: () => true, end: () => undefined, drainer: null, done: null, count: NONE });
 
-function redactHeaders(out: OutgoingHttpHeaders, r: Redactor): number {
+/** Replaces the call's secrets in header values, in place; returns how many were replaced. */
+export function redactHeaders(out: OutgoingHttpHeaders, r: Redactor): number {
   let count = 0;
   // for-in and a length check first: this runs on every redacted call (Object.entries cost ~0.6 µs here).
   for (const name in out) {

@@ -249,6 +249,7 @@ export function createProxyServer(deps: ProxyDeps): ProxyListener {
       const limited = restrict(call, deps);
       if (limited) await limited;
       await inject(call);
+      chooseRedactor(call);
       const result = await ws(call, socket, head);
       finish(call, result.status, result.error);
     } catch (err) {

@@ -222,6 +222,86 @@ describe('websocket', () => {
     expect(seen.host).toBe(`127.0.0.1:${wsUp.port}`);
   });
 
+  describe('messages from the upstream carry no secret (each is searched, as a response body is)', () => {
+    let leaky: { server: http.Server; wss: WebSocketServer; extensions: Array<string | undefined>; got: string[] };
+    beforeAll(async () => {
+      const server = http.createServer();
+      const wss = new WebSocketServer({ server, perMessageDeflate: true });
+      const extensions: Array<string | undefined> = [];
+      const got: string[] = [];
+      wss.on('connection', (sock, req) => {
+        extensions.push(req.headers['sec-websocket-extensions'] as string | undefined);
+        const token = String(req.headers.authorization).replace('Bearer ', '');
+        sock.on('message', (m) => {
+          got.push(m.toString());
+          if (m.toString() === 'big') {
+            sock.send(Buffer.alloc(17 * 1024 * 1024, 0x61));
+            return;
+          }
+          sock.send(`your token is ${token}`);
+          sock.send(Buffer.concat([Buffer.from([0, 1, 2]), Buffer.from(token), Buffer.from([3])]), { binary: true });
+          // One message in two fragments, the token cut across them.
+          sock.send(`first ${token.slice(0, 4)}`, { fin: false });
+          sock.send(`${token.slice(4)} last`, { fin: true });
+          sock.ping(Buffer.from(token));
+          sock.close(4000, `bye ${token}`);
+        });
+      });
+      await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()));
+      leaky = { server, wss, extensions, got };
+      const port = (server.address() as { port: number }).port;
+      await admin.post('/v1/integrations', { integrationId: 'leaky', baseUrl: `http://127.0.0.1:${port}` });
+      await admin.post('/v1/integrations/leaky/auth', { authType: 'BEARER_TOKEN', token: 'ws-leaky-secret' });
+      await admin.post('/v1/integrations', { integrationId: 'leaky-raw', baseUrl: `http://127.0.0.1:${port}`, redactResponses: false });
+      await admin.post('/v1/integrations/leaky-raw/auth', { authType: 'BEARER_TOKEN', token: 'ws-raw-secret' });
+    });
+    afterAll(() => {
+      leaky.wss.close();
+      leaky.server.close();
+    });
+
+    /** Everything the client saw on one connection, until the upstream closed it. */
+    async function session(integration: string, say: string): Promise<{ messages: Array<[string, boolean]>; pings: string[]; close: [number, string] }> {
+      const ws = new WebSocket(`${lk.proxyUrl.replace('http', 'ws')}/${integration}/chat`, { headers: { 'x-latchkey-key': key } });
+      const messages: Array<[string, boolean]> = [];
+      const pings: string[] = [];
+      ws.on('message', (data: Buffer, isBinary: boolean) => messages.push([isBinary ? data.toString('latin1') : data.toString(), isBinary]));
+      ws.on('ping', (data: Buffer) => pings.push(data.toString()));
+      await once(ws, 'open');
+      ws.send(say);
+      const [code, reason] = (await once(ws, 'close')) as [number, Buffer];
+      return { messages, pings, close: [code, reason.toString()] };
+    }
+
+    it('text, binary, fragmented, ping and close reason: the token is replaced in each; what the client says arrives as said', async () => {
+      const seen = await session('leaky', 'hello upstream');
+      expect(leaky.got).toContain('hello upstream');
+      expect(seen.messages).toEqual([
+        ['your token is [REDACTED]', false],
+        [`\u0000\u0001\u0002[REDACTED]\u0003`, true],
+        ['first [REDACTED] last', false],
+      ]);
+      expect(seen.pings).toEqual(['[REDACTED]']);
+      expect(seen.close).toEqual([4000, 'bye [REDACTED]']);
+      expect(JSON.stringify(seen)).not.toContain('ws-leaky-secret');
+      // No compression was offered upstream, so every message could be read.
+      expect(leaky.extensions[leaky.extensions.length - 1]).toBeUndefined();
+    });
+
+    it('a message larger than the redactor holds closes the connection with 1009', async () => {
+      const seen = await session('leaky', 'big');
+      expect(seen.messages).toEqual([]);
+      expect(seen.close[0]).toBe(1009);
+    });
+
+    it('with redactResponses false the messages pass as sent (and compression may be negotiated)', async () => {
+      const seen = await session('leaky-raw', 'hi');
+      expect(seen.messages[0]).toEqual(['your token is ws-raw-secret', false]);
+      expect(seen.messages[2]).toEqual(['first ws-raw-secret last', false]);
+      expect(leaky.extensions[leaky.extensions.length - 1]).toContain('permessage-deflate');
+    });
+  });
+
   it('refuses an upgrade without a client credential', async () => {
     const ws = new WebSocket(`${lk.proxyUrl.replace('http', 'ws')}/sock/chat`);
     ws.on('error', () => undefined);
