@@ -40,7 +40,15 @@ export function catalogRoutes(app: FastifyInstance, ctx: AdminContext): void {
     async (req, reply) => {
       const provider = req.params.integrationId;
       const { credential, probeDetail } = await storeProviderCredential(
-        { store: ctx.store, catalog, agent: ctx.agent, probeTimeoutMs: ctx.probeTimeoutMs, kindDeps: ctx.kindDeps },
+        {
+          store: ctx.store,
+          catalog,
+          agent: ctx.agent,
+          probeTimeoutMs: ctx.probeTimeoutMs,
+          kindDeps: ctx.kindDeps,
+          grant: ctx.connect.grant,
+          marginSeconds: ctx.connect.marginSeconds,
+        },
         provider,
         req.body,
       );

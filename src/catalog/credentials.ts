@@ -2,7 +2,9 @@
  * POST /v1/integrations/{provider}/credentials: check the fields against the
  * catalog entry, try them with the provider's probe (through the same
  * injection the proxy uses), and only then store the integration and its
- * sealed auth record together.
+ * sealed auth record together. An OAuth 2 provider that offers the
+ * client-credentials grant takes a client id and secret instead, tried with
+ * one token request and stored as OAUTH2_CLIENT_CREDENTIALS.
  */
 import type { Dispatcher } from 'undici';
 import { LatchkeyError, validationError, type ErrorDetail } from '../errors.js';
@@ -17,8 +19,13 @@ import { upstreamError, type UpstreamRequest } from '../proxy/forward.js';
 import { applyInjector } from '../proxy/apply.js';
 import type { KindDeps, KindInput, ParsedCredential } from '../credentials/kind.js';
 import { kindOf } from '../credentials/kinds/index.js';
+import { parseTokenCredential } from '../credentials/kinds/token-kinds.js';
+import { grantErrorOf, requestToken, type GrantContext, type IssuedToken } from '../credentials/tokens/grants.js';
+import { liveToken } from '../credentials/tokens/token-cache.js';
 import type { Store } from '../store/store.js';
-import { URL_FIELD_VALUE, type Catalog, type CompiledProvider } from './catalog.js';
+import type { AuthRecord } from '../store/auth-records.js';
+import type { AuthType, NewCredential } from '../credentials/auth-types.js';
+import { URL_FIELD_VALUE, type Catalog, type CompiledProvider, type ProviderOAuth2 } from './catalog.js';
 import { isIntegrationId } from '../admin/schemas.js';
 
 export interface CredentialRequest {
@@ -51,22 +58,34 @@ export interface CredentialDeps {
   agent: Dispatcher;
   probeTimeoutMs: number;
   kindDeps: KindDeps;
+  /** Token requests (a client-credentials provider's check), and the renewal margin of the token it gets. */
+  grant: GrantContext;
+  marginSeconds: number;
 }
 
 const VALUE = new RegExp(HEADER_VALUE_PATTERN);
 const MAX_VALUE = 8192;
 
-/** Every problem at once: missing required fields are listed, unknown ones named (typos). */
-function checkFields(p: CompiledProvider, req: CredentialRequest): Record<string, string> {
+/**
+ * Every problem at once: missing required fields are listed, unknown ones
+ * named (typos). The fields are the entry's, or those given (a
+ * client-credentials provider's client id and secret).
+ */
+function checkFields(
+  p: CompiledProvider,
+  req: CredentialRequest,
+  required: readonly string[] = p.entry.requiredFields,
+  known: ReadonlySet<string> = p.fields,
+): Record<string, string> {
   const details: ErrorDetail[] = [];
   const fields: Record<string, string> = {};
-  for (const name of p.entry.requiredFields) {
+  for (const name of required) {
     if (req.credentials[name] === undefined) details.push({ field: `credentials.${name}`, problem: 'is required' });
   }
   const urlFields = new Set(p.entry.urlFields ?? []);
   for (const [name, raw] of Object.entries(req.credentials)) {
     const field = `credentials.${name}`;
-    if (!p.fields.has(name)) {
+    if (!known.has(name)) {
       details.push({ field, problem: `is not a field of ${p.entry.provider}` });
     } else if (typeof raw !== 'string' || raw.length === 0 || raw.length > MAX_VALUE) {
       details.push({ field, problem: `must be a string of 1 to ${MAX_VALUE} characters` });
@@ -201,31 +220,111 @@ function chooseIntegrationId(store: Store, provider: string, req: CredentialRequ
   return { id: free ?? newIntegrationId(), exists: false };
 }
 
+/** The entry's base URL and allowed hosts, rendered with the fields (URL fields name the host). */
+function renderedBase(p: CompiledProvider, fields: Record<string, string>): { base: ParsedBaseUrl; allowedHosts: string[] } {
+  const base = checkBaseUrl(render(p.entry.baseUrl, fields) ?? '');
+  const allowedHosts = p.entry.allowedHosts.map((h) => (render(h, fields) ?? '').toLowerCase());
+  if (typeof base === 'string' || !hostAllowed(allowedHosts, base.host, base.port)) {
+    throw new LatchkeyError('INTERNAL_ERROR', `catalog entry ${p.entry.provider} renders an invalid base URL`);
+  }
+  return { base, allowedHosts };
+}
+
+const rejected = (p: CompiledProvider): LatchkeyError =>
+  new LatchkeyError('CREDENTIAL_VALIDATION_FAILED', `${p.entry.displayName} rejected these credentials; nothing was stored`);
+
 export async function storeProviderCredential(deps: CredentialDeps, providerId: string, req: CredentialRequest): Promise<StoreResult> {
   const p = deps.catalog.get(providerId);
   if (!p) throw new LatchkeyError('UNKNOWN_PROVIDER', `no provider ${providerId} in the catalog`);
   if (p.entry.kind === 'oauth2') {
+    if (p.entry.oauth2?.clientCredentials) return storeClientCredentials(deps, p, p.entry.oauth2, req);
     // Its credential is a grant a person approves, not fields to store: the connect flow makes it.
     throw validationError([
       { field: 'credentials', problem: `${providerId} is an OAuth 2 provider: connect it with POST /v1/integrations/${providerId}/oauth/authorize` },
     ]);
   }
   const fields = checkFields(p, req);
-  const base = checkBaseUrl(render(p.entry.baseUrl, fields) ?? '');
-  const allowedHosts = p.entry.allowedHosts.map((h) => (render(h, fields) ?? '').toLowerCase());
-  if (typeof base === 'string' || !hostAllowed(allowedHosts, base.host, base.port)) {
-    throw new LatchkeyError('INTERNAL_ERROR', `catalog entry ${providerId} renders an invalid base URL`);
-  }
+  const { base, allowedHosts } = renderedBase(p, fields);
 
   const stored = kindCredential(p, fields);
   const { outcome, detail } = await probe(deps, p, base, fields);
-  if (outcome === 'rejected') {
-    throw new LatchkeyError('CREDENTIAL_VALIDATION_FAILED', `${p.entry.displayName} rejected these credentials; nothing was stored`);
-  }
+  if (outcome === 'rejected') throw rejected(p);
 
+  // The integration carries the provider's fixed headers; the record carries the secrets and the template.
+  const template = p.authType === 'API_KEY' ? p.template : null;
+  const record = saveRecord(deps, p, req, base, allowedHosts, p.authType, { apiKey: null, secrets: stored.secrets, config: stored.config }, template);
+  const warnings = shortSecretWarnings({ authType: 'API_KEY', fields, config: null, template: p.template, apiKey: null });
+  return { credential: storedCredential(p, req, record, outcome, warnings), probeDetail: detail };
+}
+
+const CLIENT_CREDENTIAL_FIELDS: ReadonlySet<string> = new Set(['clientId', 'clientSecret', 'scope']);
+
+/**
+ * A client-credentials provider: `{clientId, clientSecret, scope?}` (the
+ * token URL and client authentication are the catalog's; scope is only what
+ * is given, as client-credentials scopes are the app's own, e.g. Microsoft's
+ * `https://graph.microsoft.com/.default`). One token request checks them: a
+ * refusal (invalid_client, 401) is 422 and nothing is stored; an endpoint that
+ * cannot be reached stores them unverified. The token obtained is kept, so the
+ * first call needs no request of its own.
+ */
+async function storeClientCredentials(deps: CredentialDeps, p: CompiledProvider, o: ProviderOAuth2, req: CredentialRequest): Promise<StoreResult> {
+  const fields = checkFields(p, req, ['clientId', 'clientSecret'], CLIENT_CREDENTIAL_FIELDS);
+  const details: ErrorDetail[] = [];
+  const parsed = parseTokenCredential(
+    'OAUTH2_CLIENT_CREDENTIALS',
+    { tokenUrl: o.tokenUrl, clientId: fields.clientId, clientSecret: fields.clientSecret, scope: fields.scope, clientAuth: o.clientAuth },
+    details,
+  );
+  if (details.length > 0) throw validationError(details.map((d) => ({ field: d.field.replace(/^oauth2\./, 'credentials.'), problem: d.problem })));
+  const { base, allowedHosts } = renderedBase(p, fields);
+
+  let issued: IssuedToken | null = null;
+  let outcome: CredentialStatus = 'validated';
+  let detail = 'the token endpoint issued a token';
+  try {
+    issued = await requestToken(deps.grant, parsed.tokenConfig, parsed.secrets);
+  } catch (err) {
+    const e = grantErrorOf(err);
+    if (e.kind === 'refused') throw rejected(p);
+    outcome = 'unverified';
+    detail = e.detail;
+  }
+  const config = parsed.tokenConfig as unknown as Record<string, unknown>;
+  const record = saveRecord(deps, p, req, base, allowedHosts, 'OAUTH2_CLIENT_CREDENTIALS', { apiKey: null, secrets: parsed.secrets, config }, null);
+  if (issued) deps.store.tokenState.save(record.integrationId, record.authId, liveToken(issued.accessToken, issued.expiresIn, deps.marginSeconds * 1000), null);
+  const warnings = shortSecretWarnings({ authType: 'OAUTH2_CLIENT_CREDENTIALS', fields: { ...parsed.secrets }, config, template: null, apiKey: null });
+  return { credential: storedCredential(p, req, record, outcome, warnings), probeDetail: detail };
+}
+
+function storedCredential(p: CompiledProvider, req: CredentialRequest, record: AuthRecord, status: CredentialStatus, warnings: string[]): StoredCredential {
+  const credential: StoredCredential = {
+    credentialId: record.authId,
+    integrationId: record.integrationId,
+    provider: p.entry.provider,
+    label: req.label ?? null,
+    status,
+    createdAt: record.createdAt,
+  };
+  if (warnings.length > 0) credential.warnings = warnings;
+  return credential;
+}
+
+/** The integration (made from the entry unless it exists) and the record, in one transaction. */
+function saveRecord(
+  deps: CredentialDeps,
+  p: CompiledProvider,
+  req: CredentialRequest,
+  base: ParsedBaseUrl,
+  allowedHosts: string[],
+  authType: AuthType,
+  credential: NewCredential,
+  template: CompiledProvider['template'] | null,
+): AuthRecord {
+  const providerId = p.entry.provider;
   const label = req.label ?? null;
   const { store } = deps;
-  const record = store.db.transaction(() => {
+  return store.db.transaction(() => {
     const target = chooseIntegrationId(store, providerId, req);
     if (!target.exists) {
       store.integrations.create({
@@ -238,19 +337,6 @@ export async function storeProviderCredential(deps: CredentialDeps, providerId: 
         redactResponses: true,
       });
     }
-    // The integration carries the provider's fixed headers; the record carries the secrets and the template.
-    const template = p.authType === 'API_KEY' ? p.template : null;
-    return store.authRecords.create(target.id, p.authType, [], { apiKey: null, secrets: stored.secrets, config: stored.config }, { provider: providerId, label, template });
+    return store.authRecords.create(target.id, authType, [], credential, { provider: providerId, label, template });
   }).immediate();
-  const credential: StoredCredential = {
-    credentialId: record.authId,
-    integrationId: record.integrationId,
-    provider: providerId,
-    label,
-    status: outcome,
-    createdAt: record.createdAt,
-  };
-  const warnings = shortSecretWarnings({ authType: 'API_KEY', fields, config: null, template: p.template, apiKey: null });
-  if (warnings.length > 0) credential.warnings = warnings;
-  return { credential, probeDetail: detail };
 }

@@ -2,7 +2,7 @@ import type { ProviderEntry } from './catalog.js';
 
 /** Where each field goes, in words: "header DD-API-KEY", "query key", "Basic password". */
 function placements(p: ProviderEntry): string {
-  if (p.kind === 'oauth2') return 'OAuth 2 access token (connect flow)';
+  if (p.kind === 'oauth2') return `OAuth 2 access token (connect flow${p.oauth2?.clientCredentials ? ', or client id and secret: client credentials' : ''})`;
   const out: string[] = [];
   if (p.sign?.aws) out.push('AWS Signature V4');
   if (p.sign?.hmac) {
