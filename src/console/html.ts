@@ -50,6 +50,7 @@ const NAV: Array<[string, string]> = [
   ['tokens', 'Widget tokens'],
   ['audit', 'Audit log'],
   ['metrics', 'Metrics'],
+  ['ca', 'Local CA'],
   ['api', 'API reference'],
 ];
 

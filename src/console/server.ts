@@ -25,6 +25,7 @@ import { accessPages } from './pages-access.js';
 import { observePages } from './pages-observe.js';
 import { catalogPages } from './pages-catalog.js';
 import { apiPages } from './pages-api.js';
+import { caPages } from './pages-ca.js';
 
 export const SESSION_COOKIE = 'latchkey_session';
 export const CSP = "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self'; connect-src 'self'; frame-ancestors 'none'; form-action 'self'; base-uri 'none'; object-src 'none'";
@@ -222,6 +223,7 @@ export function consoleRoutes(root: FastifyInstance, ctx: AdminContext, sessions
     catalogPages(app, kit);
     accessPages(app, kit);
     observePages(app, kit);
+    caPages(app, kit);
     apiPages(app, kit);
   });
 }

@@ -212,6 +212,19 @@ describe('the console in Chromium', () => {
     await shot('api-reference');
   });
 
+  it('shows the local CA: its fingerprint is that of the certificate /ca.pem serves, with how to trust it', async () => {
+    await page.getByRole('link', { name: 'Local CA' }).click();
+    await page.waitForURL('**/console/ca');
+    const pem = await (await fetch(`${lk.adminUrl}/ca.pem`)).text();
+    const { X509Certificate } = await import('node:crypto');
+    expect((await page.locator('#ca-fingerprint').textContent())?.trim()).toBe(new X509Certificate(pem).fingerprint256);
+    expect(await page.getByRole('link', { name: 'Download latchkey-ca.pem' }).getAttribute('href')).toBe('/ca.pem');
+    expect(await page.locator('table').textContent()).toContain('NODE_EXTRA_CA_CERTS=latchkey-ca.pem');
+    // The page shows the certificate, never the CA's key.
+    expect(await page.content()).not.toContain('PRIVATE KEY');
+    await shot('local-ca');
+  });
+
   it('signs out: the session is gone, pages lead back to sign-in', async () => {
     await page.getByRole('button', { name: 'Sign out' }).click();
     await page.waitForURL('**/console/sign-in?ended=1');
