@@ -118,25 +118,28 @@ export function forward(
   res.once('close', () => {
     if (!res.writableFinished) gone.fire();
   });
+  const call: ForwardCall = { agent, req, res, up, extra: extraResponseHeaders, gone };
   // Without a replay nothing is swallowed: send()'s answer is the result.
-  if (!replay401) return send(agent, req, res, up, extraResponseHeaders, gone, false) as Promise<ForwardResult>;
-  return forwardReplaying(agent, req, res, up, extraResponseHeaders, gone, replay401);
+  if (!replay401) return send(call, false) as Promise<ForwardResult>;
+  return forwardReplaying(call, replay401);
 }
 
-async function forwardReplaying(
-  agent: Dispatcher,
-  req: IncomingMessage,
-  res: ServerResponse,
-  up: UpstreamRequest,
-  extraResponseHeaders: OutgoingHttpHeaders,
-  gone: ClientGone,
-  replay401: () => Promise<boolean>,
-): Promise<ForwardResult> {
-  const first = await send(agent, req, res, up, extraResponseHeaders, gone, true);
+/** What each send() of one call shares. */
+interface ForwardCall {
+  agent: Dispatcher;
+  req: IncomingMessage;
+  res: ServerResponse;
+  up: UpstreamRequest;
+  extra: OutgoingHttpHeaders;
+  gone: ClientGone;
+}
+
+async function forwardReplaying(call: ForwardCall, replay401: () => Promise<boolean>): Promise<ForwardResult> {
+  const first = await send(call, true);
   if (first !== SWALLOWED_401) return first;
   // The upstream refused the token: renewed and re-applied to `up`, the call goes once more, and that answer is final.
   if (!(await replay401())) throw new LatchkeyError('TOKEN_REFRESH_FAILED', 'the upstream refused the access token');
-  const second = await send(agent, req, res, up, extraResponseHeaders, gone, false);
+  const second = await send(call, false);
   return second === SWALLOWED_401 ? { status: 401 } : second;
 }
 
@@ -246,15 +249,7 @@ class Exchange implements Dispatcher.DispatchHandler {
   }
 }
 
-function send(
-  agent: Dispatcher,
-  req: IncomingMessage,
-  res: ServerResponse,
-  up: UpstreamRequest,
-  extraResponseHeaders: OutgoingHttpHeaders,
-  gone: ClientGone,
-  swallow401: boolean,
-): Promise<ForwardResult | typeof SWALLOWED_401> {
+function send({ agent, req, res, up, extra, gone }: ForwardCall, swallow401: boolean): Promise<ForwardResult | typeof SWALLOWED_401> {
   return new Promise((resolve, reject) => {
     let settled = false;
     const settle = (result: ForwardResult | typeof SWALLOWED_401 | Error): void => {
@@ -271,6 +266,6 @@ function send(
       headers: up.headers,
       body: up.body ?? (hasBody(req) ? req : null),
     };
-    agent.dispatch(opts, new Exchange(res, up, extraResponseHeaders, gone, swallow401, settle));
+    agent.dispatch(opts, new Exchange(res, up, extra, gone, swallow401, settle));
   });
 }
