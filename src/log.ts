@@ -56,8 +56,11 @@ export function createLogger(level: string, destination?: DestinationStream, opt
 }
 
 /**
- * stdout, written in blocks of at least 4 KiB instead of one write per line (one
- * per proxied call cost a fifth of the throughput); flushed every 250 ms so a
+ * stdout, written in blocks instead of one write per line (one per proxied
+ * call cost a fifth of the throughput): each asynchronous write is a round
+ * trip to libuv's thread pool, ~20 µs of this thread's time whatever its size
+ * (waking a pool thread), so alone the blocks are 60-64 KiB (about 180 call
+ * lines a write; 16 KiB blocks cost ~2 µs a call); flushed every 250 ms so a
  * quiet server's lines still appear promptly. Asynchronous on purpose: with
  * synchronous writes a log reader that stops draining the pipe freezes the
  * proxy (seen in the benchmark). If the reader stalls, at most 16 MiB are held
@@ -67,7 +70,7 @@ export function createLogger(level: string, destination?: DestinationStream, opt
  * interleave; alone, writes of up to 64 KiB cost fewer system calls.
  */
 function bufferedStdout(shared: boolean): DestinationStream {
-  const { minLength, maxWrite } = shared ? { minLength: 3072, maxWrite: 4096 } : { minLength: 16 * 1024, maxWrite: 64 * 1024 };
+  const { minLength, maxWrite } = shared ? { minLength: 3072, maxWrite: 4096 } : { minLength: 60 * 1024, maxWrite: 64 * 1024 };
   // Lines are gathered into blocks here, counting each line's bytes once; sonic-boom then writes
   // whole blocks. (Given lines, sonic-boom re-measures its whole pending block on every append.)
   const boom = pino.destination({ fd: 1, sync: false, minLength: 0, maxWrite, maxLength: 16 * 1024 * 1024 });
