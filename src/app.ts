@@ -3,7 +3,8 @@ import { dirname, join } from 'node:path';
 import type { AddressInfo } from 'node:net';
 import type { FastifyInstance } from 'fastify';
 import type { Config } from './config/load.js';
-import type { Logger } from './log.js';
+import { callLineTarget, type Logger } from './log.js';
+import { serializeCall } from './call-record.js';
 import { initSodium } from './crypto/seal.js';
 import { Store } from './store/store.js';
 import { KeyVerifier } from './access/principal.js';
@@ -92,35 +93,21 @@ const urlOf = (server: { address(): AddressInfo | string | null }): string => {
   return `http://${host}:${a.port}`;
 };
 
-/** What every proxied call leaves behind: counters, a latency sample and an audit row. */
-function observeCall(metrics: Metrics, auditLog: AuditLog): (rec: CallRecord, meta: CallMeta) => void {
+/** What every proxied call leaves behind: its log line, counters, a latency sample and an audit row. */
+function observeCall(metrics: Metrics, auditLog: AuditLog, log: Logger): (rec: CallRecord, meta: CallMeta) => void {
+  const lines = callLineTarget(log);
   return (rec, { known }) => {
     // Only existing integrations become label values: callers cannot grow the series.
     const integration = known ? (rec.integrationId as string) : 'unknown';
     metrics.countCall(integration, rec.status, rec.error ? null : rec.ms / 1000);
     if (rec.error) metrics.injectionFailures.inc({ code: rec.error });
     if (rec.redactions > 0) metrics.redactions.inc({ integration }, rec.redactions);
-    const entry = {
-      // Stamped when the call ends: the queue, and so every stored batch, is then in time order.
-      time: auditTime(),
-      requestId: rec.requestId,
-      keyId: rec.keyId,
-      action: rec.action ?? 'proxy.call',
-      integrationId: rec.integrationId,
-      authId: rec.authId,
-      method: rec.method,
-      host: rec.host,
-      path: rec.path,
-      status: rec.status,
-      durationMs: rec.ms,
-      error: rec.error ?? null,
-      mode: rec.mode,
-      rule: rec.rule,
-      redactions: rec.redactions,
-    };
+    // Stamped when the call ends: the queue, and so every stored batch, is then in time order.
+    const time = auditTime();
+    const { line, tuple } = serializeCall(rec, time, lines?.chindings ?? null);
+    if (line !== null) lines?.write(line);
     // No valid key: anyone could be sending these, so they are sampled, not all stored.
-    if (rec.keyId === null) auditLog.refused(entry);
-    else auditLog.call(entry);
+    auditLog.callTuple(tuple, time, rec.keyId === null);
   };
 }
 
@@ -227,7 +214,7 @@ export async function startApp(config: Config, log: Logger, options: StartOption
       ca,
       localCa,
       passthroughHosts: config.proxy.passthroughHosts,
-      onCall: observeCall(metrics, auditLog),
+      onCall: observeCall(metrics, auditLog, log),
       onTunnel: (kind) => metrics.tunnelOpened(kind),
     });
     // Both at once (the admin listener's fastify boot is most of it); settled before any error is

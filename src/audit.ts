@@ -113,24 +113,33 @@ export class AuditLog {
     this.post(msg);
   }
 
-  /** A proxied call: queued. */
+  /** A row of the call trail: queued. */
   call(entry: AuditEntry): void {
-    if (this.queue.length === 0) this.queueFirst = entry.time;
-    this.queueLast = entry.time;
-    this.queue.push(JSON.stringify(auditTuple(entry)));
+    this.callTuple(JSON.stringify(auditTuple(entry)), entry.time, false);
+  }
+
+  /**
+   * A proxied call's tuple as JSON (src/call-record.ts) and its time: queued.
+   * One refused before any valid key was shown (`refusal`) is sampled, the
+   * rest counted (REFUSALS_KEPT_PER_MINUTE).
+   */
+  callTuple(json: string, time: string, refusal: boolean): void {
+    if (refusal && !this.keepRefusal()) return;
+    if (this.queue.length === 0) this.queueFirst = time;
+    this.queueLast = time;
+    this.queue.push(json);
     if (this.queue.length >= FLUSH_ROWS) this.flush();
   }
 
-  /** A call refused before any valid key was shown: sampled, the rest counted (REFUSALS_KEPT_PER_MINUTE). */
-  refused(entry: AuditEntry): void {
+  private keepRefusal(): boolean {
     const minute = Math.floor(Date.now() / 60_000);
     if (minute !== this.refusalMinute) this.closeRefusalMinute(minute);
     if (this.refusalsKept < REFUSALS_KEPT_PER_MINUTE) {
       this.refusalsKept++;
-      this.call(entry);
-    } else {
-      this.refusalsCounted++;
+      return true;
     }
+    this.refusalsCounted++;
+    return false;
   }
 
   /** One summary row for the refusals of the minute that ended (none if all were kept). */

@@ -109,33 +109,30 @@ function bufferedStdout(shared: boolean): DestinationStream {
   } as DestinationStream;
 }
 
-/** A value of a flat log record: what the hot path's lines hold. */
-export type FlatValue = string | number | boolean | null | undefined;
-
 const LEVEL_INFO = 30;
-const { chindingsSym, streamSym, timeSym } = pino.symbols;
+const { chindingsSym, streamSym } = pino.symbols;
 type PinoInternals = Record<symbol, unknown>;
 
+/** Where the per-call lines (src/call-record.ts, formatted by hand) go. */
+export interface CallLineTarget {
+  /** The logger's bindings as pino renders them in a line (`,"service":"latchkey"`). */
+  chindings: string;
+  /** The logger's destination. */
+  write: (line: string) => void;
+}
+
 /**
- * `log.info(record, msg)` for a flat record (strings, numbers, booleans,
- * nulls; undefined fields left out), formatted by hand: the same JSON line
- * pino writes (level, time, the logger's bindings, the fields in order, msg),
- * to the same destination, at about a tenth of the cost. For the per-call
- * line only, which carries no headers or bodies, so pino's redaction paths
- * have nothing to censor in it. Keys are the caller's identifiers, never
- * input; values go through JSON.stringify.
+ * The hottest lines latchkey writes are formatted by hand (the same JSON
+ * pino writes, at a fraction of the cost) and handed to the logger's own
+ * destination; null when info lines are not written at the logger's level.
+ * They hold no header or body, so pino's redaction paths have nothing to
+ * censor in them.
  */
-export function infoFlat(log: Logger, record: Readonly<Record<string, FlatValue>>, msg: string): void {
-  if (log.levelVal > LEVEL_INFO) return;
+export function callLineTarget(log: Logger): CallLineTarget | null {
+  if (log.levelVal > LEVEL_INFO) return null;
   const internals = log as unknown as PinoInternals;
-  let line = `{"level":30${(internals[timeSym] as () => string)()}${(internals[chindingsSym] as string | undefined) ?? ''}`;
-  for (const key in record) {
-    const v = record[key];
-    if (v === undefined) continue;
-    line += `,"${key}":${typeof v === 'string' ? JSON.stringify(v) : typeof v === 'number' && !Number.isFinite(v) ? 'null' : String(v)}`;
-  }
-  line += `,"msg":${JSON.stringify(msg)}}\n`;
-  (internals[streamSym] as DestinationStream | undefined)?.write(line);
+  const stream = internals[streamSym] as DestinationStream;
+  return { chindings: (internals[chindingsSym] as string | undefined) ?? '', write: (line) => void stream.write(line) };
 }
 
 /** A path with every query value replaced, for logs and the audit trail. */

@@ -3,7 +3,7 @@ import type { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import type { Dispatcher } from 'undici';
 import { asLatchkeyError, errorBody, errorHeaders, LatchkeyError } from '../errors.js';
-import { infoFlat, redactQuery, type FlatValue, type Logger } from '../log.js';
+import { redactQuery, type Logger } from '../log.js';
 import { requestIdFrom } from '../ids.js';
 import {
   authenticate,
@@ -62,8 +62,8 @@ export interface ProxyDeps extends ConnectDeps {
   ca: string[];
   /** Signs the leaf certificates of intercepted CONNECT tunnels. */
   localCa: LocalCa;
-  /** Told about every call once it ends (audit, metrics). */
-  onCall?: (record: CallRecord, meta: CallMeta) => void;
+  /** Told about every call once it ends: its log line, audit row and metrics. */
+  onCall: (record: CallRecord, meta: CallMeta) => void;
   /** Told about every tunnel opened. */
   onTunnel?: (kind: 'intercept' | 'passthrough') => void;
 }
@@ -178,12 +178,8 @@ function socketError(call: Call, socket: Duplex, err: unknown, log: Logger): Lat
 export function createProxyServer(deps: ProxyDeps): ProxyListener {
   const ws = createWebSocketProxy(deps);
 
-  const finish = (call: Call, status: number, error?: string): void => {
-    const rec = record(call, status, error);
-    // The hottest line latchkey writes: formatted by hand (infoFlat), the same JSON pino would write.
-    infoFlat(deps.log, rec as unknown as Record<string, FlatValue>, 'proxy call');
-    deps.onCall?.(rec, { known: call.plan !== null });
-  };
+  // Its log line, audit row and metrics are made by onCall (src/call-record.ts).
+  const finish = (call: Call, status: number, error?: string): void => deps.onCall(record(call, status, error), { known: call.plan !== null });
 
   const handle = async (req: IncomingMessage, res: ServerResponse): Promise<void> => {
     const call = newCall(req);
@@ -295,7 +291,7 @@ export function createProxyServer(deps: ProxyDeps): ProxyListener {
       tunnels.delete(socket);
       const rec: CallRecord = { ...record(call, 200), host: tunnel.hostname, action: 'proxy.tunnel' };
       deps.log.info({ ...rec, bytesUp: result.bytesUp, bytesDown: result.bytesDown }, 'passthrough tunnel closed');
-      deps.onCall?.(rec, { known: false });
+      deps.onCall(rec, { known: false });
     } catch (err) {
       tunnels.delete(socket);
       const e = socketError(call, socket, err, deps.log);

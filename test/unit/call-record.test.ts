@@ -1,0 +1,99 @@
+import { describe, expect, it } from 'vitest';
+import { Writable } from 'node:stream';
+import pino from 'pino';
+import { serializeCall } from '../../src/call-record.js';
+import { callLineTarget, createLogger } from '../../src/log.js';
+import { auditTuple } from '../../src/store/audit.js';
+import type { CallRecord } from '../../src/proxy/server.js';
+
+/** A destination that keeps every line written to it. */
+function sink(): { lines: string[]; stream: Writable } {
+  const lines: string[] = [];
+  const stream = new Writable({
+    write(chunk: Buffer, _enc, cb) {
+      lines.push(...chunk.toString().split('\n').filter(Boolean));
+      cb();
+    },
+  });
+  return { lines, stream };
+}
+
+const TIME = '2026-12-01T00:00:00.123456Z';
+
+/** A call as src/proxy/server.ts records it (same fields, same order). */
+const aCall = (over: Partial<CallRecord> = {}): CallRecord => ({
+  requestId: 'req_1',
+  integrationId: 'gh "quoted" \\ \u2028 é',
+  keyId: 'key_1',
+  keyName: 'agent "one"',
+  authId: null,
+  method: 'GET',
+  host: 'api.example.test',
+  path: '/a?x=[redacted]',
+  status: 200,
+  ms: 1.5,
+  mode: 'path',
+  rule: null,
+  redactions: 0,
+  error: undefined,
+  ...over,
+});
+
+/** The line pino writes for the record, with the logger's bindings. */
+async function viaPino(rec: CallRecord): Promise<{ line: string; chindings: string }> {
+  const a = sink();
+  const log = pino({ base: { service: 'latchkey' }, timestamp: () => `,"time":"${TIME.slice(0, 23)}Z"` }, a.stream).child({ worker: 2, pid: 7 });
+  log.info(rec, 'proxy call');
+  await new Promise((r) => setImmediate(r));
+  return { line: a.lines[0] as string, chindings: (callLineTarget(log) as { chindings: string }).chindings };
+}
+
+/** The audit row of the call, as an AuditEntry (the form every other row is queued in). */
+const entryOf = (rec: CallRecord) => ({
+  time: TIME,
+  requestId: rec.requestId,
+  keyId: rec.keyId,
+  action: rec.action ?? 'proxy.call',
+  integrationId: rec.integrationId,
+  authId: rec.authId,
+  method: rec.method,
+  host: rec.host,
+  path: rec.path,
+  status: rec.status,
+  durationMs: rec.ms,
+  error: rec.error ?? null,
+  mode: rec.mode,
+  rule: rec.rule,
+  redactions: rec.redactions,
+});
+
+describe('serializeCall: the per-call log line and audit tuple, escaped once', () => {
+  it.each([
+    ['a plain call', {}],
+    ['no key name, an error, a rule and redactions', { keyName: undefined, error: 'UPSTREAM_TIMEOUT', rule: 'rules[2]', redactions: 3, status: 504 }],
+    ['a rule and no redactions', { rule: 'none', error: 'REQUEST_NOT_ALLOWED', status: 403 }],
+    ['redactions and no rule', { redactions: 1 }],
+    ['a refusal with no key, no integration, no host', { keyId: null, keyName: undefined, integrationId: null, host: null, error: 'INVALID_API_KEY', status: 401, mode: 'header' }],
+  ] as Array<[string, Partial<CallRecord>]>)('the line is what pino writes and the tuple what auditTuple makes: %s', async (_name, over) => {
+    const rec = aCall(over);
+    const pinoLine = await viaPino(rec);
+    const { line, tuple } = serializeCall(rec, TIME, pinoLine.chindings);
+    expect(line).toBe(`${pinoLine.line}\n`);
+    expect(tuple).toBe(JSON.stringify(auditTuple(entryOf(rec))));
+  });
+
+  it('no line when info is not written, nor for a tunnel (it logs its own when it closes); the tuple all the same', () => {
+    const rec = aCall();
+    expect(serializeCall(rec, TIME, null)).toEqual({ line: null, tuple: JSON.stringify(auditTuple(entryOf(rec))) });
+    const tunnel = aCall({ action: 'proxy.tunnel' });
+    const both = serializeCall(tunnel, TIME, ',"service":"latchkey"');
+    expect(both.line).toBeNull();
+    expect(JSON.parse(both.tuple)[3]).toBe('proxy.tunnel');
+  });
+
+  it('callLineTarget is null below info', () => {
+    const a = sink();
+    expect(callLineTarget(createLogger('warn', a.stream as unknown as pino.DestinationStream))).toBeNull();
+    expect(callLineTarget(createLogger('info', a.stream as unknown as pino.DestinationStream))?.chindings).toBe(',"service":"latchkey"');
+  });
+});
