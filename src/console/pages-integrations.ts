@@ -68,6 +68,10 @@ function fieldInput(prefix: string, f: AuthField, view: View | null): Html {
     )}</select>`;
   }
   const placeholder = view && f.secret ? 'unchanged (write-only)' : '';
+  if (f.input) {
+    const text = current === undefined ? '' : Array.isArray(current) ? current.join('\n') : String(current);
+    return html`<label for="${id}">${f.label}${hint}</label><textarea id="${id}" name="${name}" rows="${f.input === 'list' ? 2 : 4}" spellcheck="false" autocomplete="off" placeholder="${placeholder}">${text}</textarea>`;
+  }
   return html`<label for="${id}">${f.label}${hint}</label><input id="${id}" name="${name}" type="${f.secret ? 'password' : 'text'}" autocomplete="${f.secret ? 'new-password' : 'off'}" spellcheck="false" placeholder="${placeholder}" value="${current === undefined ? '' : String(current)}">`;
 }
 
@@ -80,6 +84,26 @@ function typeFields(prefix: string, type: string, view: View | null): Html {
 <textarea id="${prefix}json" name="${prefix}${JSON_FIELD}" rows="4" spellcheck="false" autocomplete="off" placeholder='{"…": "…"}'></textarea>`;
 }
 
+/** A form field's text as the API's value; an Error names what is wrong with it. */
+function fieldValue(f: AuthField, text: string): unknown {
+  if (f.input === 'list') {
+    return text
+      .split(/[\n,]/)
+      .map((v) => v.trim())
+      .filter((v) => v.length > 0);
+  }
+  if (f.input === 'json') {
+    try {
+      const parsed = JSON.parse(text) as unknown;
+      if (parsed && typeof parsed === 'object' && !Array.isArray(parsed)) return parsed;
+    } catch {
+      // reported below
+    }
+    return new Error(`${f.label}: must be a JSON object`);
+  }
+  return text;
+}
+
 /** Builds the admin API body of one auth type from a form. On rotation, an empty secret field means "unchanged". */
 export function authBody(form: Form, prefix: string, type: string, rotating: boolean): View | string {
   const body: View = {};
@@ -88,7 +112,10 @@ export function authBody(form: Form, prefix: string, type: string, rotating: boo
     for (const f of fields) {
       const value = form.get(`${prefix}${f.path}`);
       if (value === null || (rotating && (value === '' || !(f.secret || f.editable)))) continue;
-      setAt(body, f.path, value);
+      if (value === '' && f.optional) continue;
+      const parsed = fieldValue(f, value);
+      if (parsed instanceof Error) return parsed.message;
+      setAt(body, f.path, parsed);
     }
   } else {
     const text = form.get(`${prefix}${JSON_FIELD}`)?.trim();

@@ -225,6 +225,50 @@ describe('the console in Chromium', () => {
     await shot('local-ca');
   });
 
+  it('forms for the signing and token kinds: AWS SigV4, a GitHub App key (PEM, several lines), OAuth 2 client credentials', async () => {
+    const { generateKeyPairSync } = await import('node:crypto');
+    const pem = generateKeyPairSync('rsa', { modulusLength: 2048 }).privateKey.export({ type: 'pkcs1', format: 'pem' }).toString();
+    const secrets = { aws: 'AWSSECRET_BROWSERLEAK_1a2b3c4d5e', cc: 'ccsecret_BROWSERLEAK_9z8y7x' };
+    await lk.admin.post('/v1/integrations', { integrationId: 'kinds', baseUrl: up.url });
+    await page.goto(`${lk.adminUrl}/console/integrations/kinds`);
+    const form = (type: string) => page.locator(`fieldset[data-authtype="${type}"]`);
+    const create = async (type: string, fill: (f: ReturnType<typeof form>) => Promise<void>) => {
+      await page.getByLabel('Auth type').selectOption(type);
+      await fill(form(type));
+      await page.getByRole('button', { name: 'Create auth record' }).click();
+      await page.waitForURL('**/console/integrations/kinds');
+      await expect(page.getByRole('status').textContent()).resolves.toMatch(/Auth record auth_\w+ created/);
+    };
+    await create('AWS_SIGV4', async (f) => {
+      await f.getByLabel('Access key id').fill('AKIAIOSFODNN7EXAMPLE');
+      await f.getByLabel('Secret access key').fill(secrets.aws);
+      await f.getByLabel('Region').fill('eu-west-1');
+      await f.getByLabel('Service').fill('s3');
+    });
+    await create('GITHUB_APP', async (f) => {
+      await f.getByLabel('App id').fill('12345');
+      await f.getByLabel('Installation id').fill('67890');
+      await f.getByLabel('Private key (PEM)').fill(pem);
+    });
+    await create('OAUTH2_CLIENT_CREDENTIALS', async (f) => {
+      await f.getByLabel('Token URL').fill('https://auth.example.test/oauth/token');
+      await f.getByLabel('Client id').fill('browser-client');
+      await f.getByLabel('Client secret').fill(secrets.cc);
+      await f.getByLabel('Scope').fill('read write');
+    });
+    const records = (await lk.admin.get('/v1/integrations/kinds/auth')).json.data as Array<Record<string, unknown>>;
+    const byType = Object.fromEntries(records.map((r) => [r.authType, r]));
+    expect(byType.AWS_SIGV4).toMatchObject({ aws: { region: 'eu-west-1', service: 's3' } });
+    expect(byType.GITHUB_APP).toMatchObject({ githubApp: { appId: '12345', installationId: '67890', apiUrl: 'https://api.github.com' } });
+    expect(byType.OAUTH2_CLIENT_CREDENTIALS).toMatchObject({ oauth2: { tokenUrl: 'https://auth.example.test/oauth/token', clientId: 'browser-client', scope: 'read write', clientAuth: 'basic' } });
+    // The page shows the non-secret settings and none of the secrets.
+    const content = await page.content();
+    expect(content).toContain('eu-west-1');
+    expect(content).toContain('browser-client');
+    for (const secret of [secrets.aws, secrets.cc, pem.split('\n')[1] as string]) expect(content).not.toContain(secret);
+    await shot('auth-kinds');
+  });
+
   it('signs out: the session is gone, pages lead back to sign-in', async () => {
     await page.getByRole('button', { name: 'Sign out' }).click();
     await page.waitForURL('**/console/sign-in?ended=1');
