@@ -1,3 +1,4 @@
+import { fstatSync } from 'node:fs';
 import pino, { type DestinationStream, type Logger } from 'pino';
 import { REDACTED_HEADERS } from './credentials/headers.js';
 import { prettyStream } from './log-pretty.js';
@@ -65,12 +66,26 @@ export function createLogger(level: string, destination?: DestinationStream, opt
  * synchronous writes a log reader that stops draining the pipe freezes the
  * proxy (seen in the benchmark). If the reader stalls, at most 16 MiB are held
  * and further lines are dropped; the audit log remains the durable record.
- * `shared` (cluster workers writing to one stdout): each write holds whole
- * lines and at most 4096 bytes (PIPE_BUF), so the workers' lines never
- * interleave; alone, writes of up to 64 KiB cost fewer system calls.
+ * `shared` (cluster workers writing to one stdout) and stdout a pipe or a
+ * socket: each write holds whole lines and at most 4096 bytes (PIPE_BUF), so
+ * the workers' lines never interleave. A regular file, /dev/null or a terminal
+ * takes each write() whole against the other processes' (the shared file
+ * offset is locked around a write; a tty write holds its write lock), so
+ * there the workers write large blocks too.
  */
+/** stdout is a pipe or a socket, where only writes of at most PIPE_BUF bytes are atomic (unknown: assume so). */
+function stdoutIsStream(): boolean {
+  try {
+    const st = fstatSync(1);
+    return st.isFIFO() || st.isSocket();
+  } catch {
+    return true;
+  }
+}
+
 function bufferedStdout(shared: boolean): DestinationStream {
-  const { minLength, maxWrite } = shared ? { minLength: 3072, maxWrite: 4096 } : { minLength: 60 * 1024, maxWrite: 64 * 1024 };
+  const small = shared && stdoutIsStream();
+  const { minLength, maxWrite } = small ? { minLength: 3072, maxWrite: 4096 } : { minLength: 60 * 1024, maxWrite: 64 * 1024 };
   // Lines are gathered into blocks here, counting each line's bytes once; sonic-boom then writes
   // whole blocks. (Given lines, sonic-boom re-measures its whole pending block on every append.)
   const boom = pino.destination({ fd: 1, sync: false, minLength: 0, maxWrite, maxLength: 16 * 1024 * 1024 });
@@ -94,9 +109,9 @@ function bufferedStdout(shared: boolean): DestinationStream {
   });
   return {
     write(line: string) {
-      // Shared, a write must stay within PIPE_BUF bytes; alone, the block size is only a threshold
-      // and a line's length (its size in memory, give or take) is enough, without measuring it.
-      const n = shared ? Buffer.byteLength(line) : line.length;
+      // Within PIPE_BUF a write must really stay under 4096 bytes; otherwise the block size is only a
+      // threshold and a line's length (its size in memory, give or take) is enough, without measuring it.
+      const n = small ? Buffer.byteLength(line) : line.length;
       if (bytes + n > maxWrite) push();
       block += line;
       bytes += n;

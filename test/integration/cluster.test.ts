@@ -170,3 +170,47 @@ describe('config workers', () => {
     }
   });
 });
+
+describe('workers writing one log file', () => {
+  it('two workers with stdout a regular file write large blocks, and every line stays whole', async () => {
+    const { spawn } = await import('node:child_process');
+    const { openSync, closeSync, readFileSync } = await import('node:fs');
+    const { join } = await import('node:path');
+    const { compiledCli } = await import('../helpers/child.js');
+    const own = tmpDir();
+    const logFile = join(own.path, 'latchkey.log');
+    const fd = openSync(logFile, 'w');
+    const key = newAdminKey();
+    const child = spawn(process.execPath, [compiledCli(), 'serve'], {
+      env: { PATH: process.env.PATH ?? '', ...serverEnv(own.path, { LATCHKEY_ADMIN_KEY: key, LATCHKEY_WORKERS: '2' }) },
+      stdio: ['ignore', fd, 'inherit'],
+    });
+    closeSync(fd);
+    const exited = new Promise<number | null>((r) => child.on('close', (code) => r(code)));
+    let listening: { proxy: string; admin: string } | undefined;
+    for (let i = 0; i < 300 && !listening; i++) {
+      await new Promise((r) => setTimeout(r, 50));
+      const line = readFileSync(logFile, 'utf8').split('\n').find((l) => l.includes('"workers":2,"msg":"listening"'));
+      if (line) listening = JSON.parse(line) as { proxy: string; admin: string };
+    }
+    expect(listening).toBeDefined();
+    const a = adminClient((listening as { admin: string }).admin, key);
+    await a.post('/v1/integrations', { integrationId: 'f', baseUrl: up.url });
+    await a.post('/v1/integrations/f/auth', { authType: 'BEARER_TOKEN', token: 'file-token' });
+    // 1,200 calls on fresh connections (the primary hands them to the workers in turn), 40 at a time:
+    // lines of both workers are written while the other's block is being written.
+    for (let batch = 0; batch < 30; batch++) {
+      const got = await Promise.all(
+        Array.from({ length: 40 }, (_, i) => freshCall(`${(listening as { proxy: string }).proxy}/f/x`, { 'x-latchkey-key': key, 'x-request-id': `file-${batch}-${i}` })),
+      );
+      expect(got.every((r) => r.status === 200)).toBe(true);
+    }
+    child.kill('SIGTERM');
+    expect(await exited).toBe(0);
+    const lines = readFileSync(logFile, 'utf8').split('\n').filter((l) => l.length > 0);
+    const calls = lines.map((l) => JSON.parse(l) as { msg?: string; requestId?: string; worker?: number }).filter((r) => r.msg === 'proxy call');
+    expect(new Set(calls.map((r) => r.requestId)).size).toBe(1200);
+    expect(new Set(calls.map((r) => r.worker))).toEqual(new Set([1, 2]));
+    own.cleanup();
+  });
+});
