@@ -216,6 +216,7 @@ export async function startApp(config: Config, log: Logger, options: StartOption
       passthroughHosts: config.proxy.passthroughHosts,
       onCall: observeCall(metrics, auditLog, log),
       onTunnel: (kind) => metrics.tunnelOpened(kind),
+      onMessageRedactions: (integration, n) => metrics.redactions.inc({ integration }, n),
     });
     // Both at once (the admin listener's fastify boot is most of it); settled before any error is
     // thrown, so the clean-up below never races a bind still under way. The proxy's error comes first.

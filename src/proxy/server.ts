@@ -64,6 +64,8 @@ export interface ProxyDeps extends ConnectDeps {
   localCa: LocalCa;
   /** Told about every call once it ends: its log line, audit row and metrics. */
   onCall: (record: CallRecord, meta: CallMeta) => void;
+  /** Told about secrets replaced in a WebSocket's messages (after its call was recorded). */
+  onMessageRedactions?: (integrationId: string, count: number) => void;
   /** Told about every tunnel opened. */
   onTunnel?: (kind: 'intercept' | 'passthrough') => void;
 }

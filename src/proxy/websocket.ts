@@ -57,11 +57,16 @@ interface Frames {
  * upgrade offered no extension (src/proxy/pipeline.ts), so frames are not
  * compressed; one that is (or any protocol error) ends both connections.
  */
-function redactMessages(upstream: Duplex, client: Duplex, r: Redactor, frames: Frames): void {
+function redactMessages(upstream: Duplex, client: Duplex, r: Redactor, frames: Frames, counted: (n: number) => void): void {
   upstream.unpipe(client);
   const reader = new frames.Receiver({ isServer: false, maxPayload: MAX_REDACTED_MESSAGE_BYTES, skipUTF8Validation: true, binaryType: 'nodebuffer' });
   const writer = new frames.Sender(client);
-  const clean = (data: Buffer): Buffer => (data.length < r.minLength ? data : r.buffer(data).data);
+  const clean = (data: Buffer): Buffer => {
+    if (data.length < r.minLength) return data;
+    const x = r.buffer(data);
+    if (x.count > 0) counted(x.count);
+    return x.data;
+  };
   reader.on('message', (data, isBinary) => writer.send(clean(data), { binary: isBinary, fin: true, mask: false, compress: false }));
   reader.on('ping', (data) => writer.ping(clean(data), false));
   reader.on('pong', (data) => writer.pong(clean(data), false));
@@ -96,6 +101,7 @@ interface Pending {
   hostname: string;
   /** The call's secrets, searched in the answer's headers and messages; null: passed through. */
   redactor: Redactor | null;
+  integrationId: string;
 }
 
 /** The proxy's own error on a raw upgrade socket (no ServerResponse exists there). */
@@ -106,7 +112,13 @@ export function writeSocketError(socket: Duplex, status: number, code: string, b
   );
 }
 
-type Deps = { log: Logger; ca: string[]; connector: Connector };
+type Deps = {
+  log: Logger;
+  ca: string[];
+  connector: Connector;
+  /** Secrets replaced in a WebSocket's messages, by integration (the call's row is written at the upgrade, before any message). */
+  onMessageRedactions?: (integrationId: string, count: number) => void;
+};
 
 function setUp(
   createProxyServer: typeof import('http-proxy-3').createProxyServer,
@@ -116,7 +128,7 @@ function setUp(
 ): ProxyServer {
   const proxy = createProxyServer({ ws: true, xfwd: false, changeOrigin: true, secure: true, ca: deps.ca.join('\n') });
   /** Upstream sockets whose messages are redacted, with the client socket they go to. */
-  const relays = new WeakMap<Duplex, { client: Duplex; redactor: Redactor }>();
+  const relays = new WeakMap<Duplex, { client: Duplex; redactor: Redactor; integrationId: string }>();
 
   // Emitted before http-proxy-3 adds its own listeners, so ours see the answer first.
   proxy.on('proxyReqWs', (proxyReq: ClientRequest, req: IncomingMessage, client: Duplex) => {
@@ -127,7 +139,7 @@ function setUp(
       for (const name of Object.keys(res.headers)) if (name.startsWith('x-latchkey-')) delete res.headers[name];
       if (p.redactor) {
         redactHeaders(res.headers as OutgoingHttpHeaders, p.redactor);
-        relays.set(upstream, { client, redactor: p.redactor });
+        relays.set(upstream, { client, redactor: p.redactor, integrationId: p.integrationId });
       }
       p.answered = true;
       p.settle({ status: res.statusCode ?? 101 });
@@ -142,7 +154,7 @@ function setUp(
   // Right after http-proxy-3 piped the upstream into the client, in the same tick: no byte went through yet.
   proxy.on('open', (upstream: Duplex) => {
     const relay = relays.get(upstream);
-    if (relay) redactMessages(upstream, relay.client, relay.redactor, frames);
+    if (relay) redactMessages(upstream, relay.client, relay.redactor, frames, (n) => deps.onMessageRedactions?.(relay.integrationId, n));
   });
   // Without an error listener http-proxy-3 throws and would take the process down.
   proxy.on('error', (err, req, socket) => {
@@ -189,7 +201,14 @@ export function createWebSocketProxy(deps: Deps) {
         if (!done) resolve(r);
         done = true;
       };
-      pending.set(call.req, { settle, answered: false, requestId: call.requestId, hostname: up.hostname, redactor: up.redactor });
+      pending.set(call.req, {
+        settle,
+        answered: false,
+        requestId: call.requestId,
+        hostname: up.hostname,
+        redactor: up.redactor,
+        integrationId: call.integrationId as string,
+      });
       socket.once('close', () => settle({ status: 499, error: 'CLIENT_CLOSED' }));
     });
     call.req.headers = headers;

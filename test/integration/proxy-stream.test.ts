@@ -286,6 +286,9 @@ describe('websocket', () => {
       expect(JSON.stringify(seen)).not.toContain('ws-leaky-secret');
       // No compression was offered upstream, so every message could be read.
       expect(leaky.extensions[leaky.extensions.length - 1]).toBeUndefined();
+      // Counted like a response's: five replacements (three messages, the ping, the close reason).
+      const metrics = await (await fetch(`${lk.adminUrl}/metrics`, { headers: { authorization: `Bearer ${key}` } })).text();
+      expect(metrics).toMatch(/^latchkey_redactions_total\{integration="leaky"\} 5$/m);
     });
 
     it('a message larger than the redactor holds closes the connection with 1009', async () => {
