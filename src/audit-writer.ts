@@ -7,7 +7,19 @@ import { openDatabase } from './store/db.js';
 import { AuditRepo } from './store/audit.js';
 
 /** A batch travels as the JSON string it is stored as: nothing is parsed or cloned on the way. */
-export type WriterMessage = { type: 'rows'; json: string; first: string; last: string; count: number } | { type: 'sync'; id: number } | { type: 'close' };
+export type WriterMessage =
+  | {
+      type: 'rows';
+      json: string;
+      first: string;
+      last: string;
+      count: number;
+      /** From a proxy-only cluster worker: its keyless refusals (time, tuple JSON) and how many it counted without keeping, sampled by the owner. */
+      refusals?: Array<[string, string]>;
+      refused?: number;
+    }
+  | { type: 'sync'; id: number }
+  | { type: 'close' };
 export type WriterReply = { type: 'synced'; id: number } | { type: 'failed'; code: string; rows: number };
 
 const port = parentPort;

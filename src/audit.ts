@@ -52,6 +52,8 @@ export class AuditLog {
   private refusalMinute = 0;
   private refusalsKept = 0;
   private refusalsCounted = 0;
+  /** A proxy-only worker's kept refusals (time, tuple JSON), sent with its next batch to be sampled by the owner. */
+  private refusals: Array<[string, string]> = [];
 
   constructor(
     private readonly store: Store,
@@ -99,9 +101,16 @@ export class AuditLog {
     (this.worker as Worker).postMessage(msg);
   }
 
-  /** A batch from another cluster worker, already in stored form: straight to the writer. */
+  /**
+   * A batch from another cluster worker, already in stored form: straight to
+   * the writer. Its keyless refusals are sampled here, with every other
+   * worker's, so the limit holds for the whole cluster.
+   */
   relay(msg: WriterMessage): void {
     if (msg.type !== 'rows') return;
+    for (const [time, json] of msg.refusals ?? []) this.callTuple(json, time, true);
+    if (msg.refused) this.countRefusals(msg.refused);
+    if (msg.count === 0) return;
     if (this.writerGone) {
       try {
         this.store.audit.insertCallBatch(msg.json, msg.first, msg.last);
@@ -110,7 +119,7 @@ export class AuditLog {
       }
       return;
     }
-    this.post(msg);
+    this.post({ type: 'rows', json: msg.json, first: msg.first, last: msg.last, count: msg.count });
   }
 
   /** A row of the call trail: queued. */
@@ -124,11 +133,26 @@ export class AuditLog {
    * rest counted (REFUSALS_KEPT_PER_MINUTE).
    */
   callTuple(json: string, time: string, refusal: boolean): void {
-    if (refusal && !this.keepRefusal()) return;
-    if (this.queue.length === 0) this.queueFirst = time;
-    this.queueLast = time;
+    if (refusal) {
+      if (!this.keepRefusal()) return;
+      // A proxy-only worker's candidates are sampled again by the owner, with every worker's.
+      if (this.remote) {
+        this.refusals.push([time, json]);
+        return;
+      }
+    }
+    // The batch's bounds (relayed refusals arrive up to a flush late, so not always in order).
+    if (this.queue.length === 0 || time < this.queueFirst) this.queueFirst = time;
+    if (this.queue.length === 0 || time > this.queueLast) this.queueLast = time;
     this.queue.push(json);
     if (this.queue.length >= FLUSH_ROWS) this.flush();
+  }
+
+  /** Refusals another worker counted without keeping them: in this minute's summary row. */
+  private countRefusals(n: number): void {
+    const minute = Math.floor(Date.now() / 60_000);
+    if (minute !== this.refusalMinute) this.closeRefusalMinute(minute);
+    this.refusalsCounted += n;
   }
 
   private keepRefusal(): boolean {
@@ -144,7 +168,8 @@ export class AuditLog {
 
   /** One summary row for the refusals of the minute that ended (none if all were kept). */
   private closeRefusalMinute(minute: number): void {
-    if (this.refusalsCounted > 0) {
+    // A proxy-only worker sends its count with its next batch instead (the owner writes the row).
+    if (this.refusalsCounted > 0 && !this.remote) {
       this.call({
         time: auditTime(),
         requestId: null,
@@ -163,7 +188,7 @@ export class AuditLog {
     }
     this.refusalMinute = minute;
     this.refusalsKept = 0;
-    this.refusalsCounted = 0;
+    if (!this.remote) this.refusalsCounted = 0;
   }
 
   /** An admin change: written now. */
@@ -174,6 +199,16 @@ export class AuditLog {
   flush(): void {
     const minute = Math.floor(Date.now() / 60_000);
     if (this.refusalsCounted > 0 && minute !== this.refusalMinute) this.closeRefusalMinute(minute);
+    if (this.remote && (this.refusals.length > 0 || this.refusalsCounted > 0)) {
+      const rows = this.queue;
+      this.queue = [];
+      const refusals = this.refusals;
+      this.refusals = [];
+      const refused = this.refusalsCounted;
+      this.refusalsCounted = 0;
+      this.post({ type: 'rows', json: `[${rows.join(',')}]`, first: this.queueFirst, last: this.queueLast, count: rows.length, refusals, refused });
+      return;
+    }
     if (this.queue.length === 0) return;
     const rows = this.queue;
     this.queue = [];

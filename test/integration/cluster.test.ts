@@ -172,7 +172,7 @@ describe('config workers', () => {
 });
 
 describe('workers writing one log file', () => {
-  it('two workers with stdout a regular file write large blocks, and every line stays whole', async () => {
+  it('two workers with stdout a regular file write large blocks, every line stays whole; keyless refusals are sampled for the whole cluster', async () => {
     const { spawn } = await import('node:child_process');
     const { openSync, closeSync, readFileSync } = await import('node:fs');
     const { join } = await import('node:path');
@@ -205,11 +205,24 @@ describe('workers writing one log file', () => {
       );
       expect(got.every((r) => r.status === 200)).toBe(true);
     }
+    // 30 calls without a key, over both workers: the audit keeps 20 a minute for the whole cluster.
+    const minuteBefore = Math.floor(Date.now() / 60_000);
+    for (let i = 0; i < 30; i++) expect((await freshCall(`${(listening as { proxy: string }).proxy}/f/x`, {})).status).toBe(401);
+    const sameMinute = Math.floor(Date.now() / 60_000) === minuteBefore;
     child.kill('SIGTERM');
     expect(await exited).toBe(0);
+    const store = Store.open({ dbPath: join(own.path, 'latchkey.db'), masterKey: undefined, masterKeyFile: join(own.path, 'master.key') });
+    const rows = store.audit.list({ limit: 1000, after: null }).data;
+    store.close();
+    const kept = rows.filter((r) => r.action === 'proxy.call' && r.keyId === null).length;
+    const counted = rows.filter((r) => r.action === 'proxy.refused').reduce((n, r) => n + ((r as { count?: number }).count ?? 0), 0);
+    expect(kept + counted).toBe(30);
+    // Each worker alone would have kept all 30 (15 each, under its own 20).
+    if (sameMinute) expect([kept, counted]).toEqual([20, 10]);
+    else expect(kept).toBeLessThanOrEqual(40);
     const lines = readFileSync(logFile, 'utf8').split('\n').filter((l) => l.length > 0);
     const calls = lines.map((l) => JSON.parse(l) as { msg?: string; requestId?: string; worker?: number }).filter((r) => r.msg === 'proxy call');
-    expect(new Set(calls.map((r) => r.requestId)).size).toBe(1200);
+    expect(new Set(calls.filter((r) => r.requestId?.startsWith('file-')).map((r) => r.requestId)).size).toBe(1200);
     expect(new Set(calls.map((r) => r.worker))).toEqual(new Set([1, 2]));
     own.cleanup();
   });
