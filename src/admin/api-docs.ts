@@ -195,7 +195,8 @@ export const ROUTE_DOCS: Record<string, RouteDoc> = {
   'GET /v1/catalog': { summary: 'List the provider catalog', tag: 'catalog', status: 200, body: 'CatalogPage' },
   'GET /v1/catalog/{provider}': { summary: 'Get a catalog provider', tag: 'catalog', status: 200, body: 'CatalogEntry', errors: ['UNKNOWN_PROVIDER'] },
   'POST /v1/integrations/{integrationId}/credentials': {
-    summary: 'Connect a catalog provider: {integrationId} names the provider; creates the integration and its auth record, validated by the probe',
+    summary:
+      'Connect a catalog provider: {integrationId} names the provider; creates the integration and its auth record, validated by the probe (a provider offering OAuth 2 client credentials takes {clientId, clientSecret, scope?}, checked with one token request)',
     tag: 'catalog',
     status: 201,
     body: 'StoredCredential',
