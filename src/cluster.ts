@@ -170,7 +170,12 @@ export async function runWorker(config: Config, baseLog: Logger): Promise<void> 
   let othersDone: () => void = () => undefined;
   const othersDonePromise = new Promise<void>((r) => (othersDone = r));
   let app: RunningApp | null = null;
-  const early: WriterMessage[] = [];
+  /** Audit batches and metrics deltas from other workers that reach this one before its app is up (an owner being replaced). */
+  const early: Array<Extract<ToWorker, { lk: 'audit' | 'metrics' }>> = [];
+  const deliver = (to: RunningApp, m: Extract<ToWorker, { lk: 'audit' | 'metrics' }>): void => {
+    if (m.lk === 'audit') to.relayAudit(m.msg);
+    else to.mergeMetrics(m.delta);
+  };
   let stopping = false;
   const limiter = new RemoteLimiter((q) => process.send?.({ lk: 'rate', ...q } satisfies ToPrimary));
   const stop = (signal: string): void => {
@@ -180,10 +185,9 @@ export async function runWorker(config: Config, baseLog: Logger): Promise<void> 
   };
   process.on('message', (m: ToWorker) => {
     if (m.lk === 'rate') limiter.answer(m);
-    else if (m.lk === 'metrics') app?.mergeMetrics(m.delta);
-    else if (m.lk === 'audit') {
-      if (app) app.relayAudit(m.msg);
-      else early.push(m.msg);
+    else if (m.lk === 'metrics' || m.lk === 'audit') {
+      if (app) deliver(app, m);
+      else early.push(m);
     } else if (m.lk === 'others-done') othersDone();
     else if (m.lk === 'shutdown') stop(m.signal);
   });
@@ -206,5 +210,5 @@ export async function runWorker(config: Config, baseLog: Logger): Promise<void> 
       void send({ lk: 'listening', ...urls });
     },
   });
-  for (const msg of early.splice(0)) app.relayAudit(msg);
+  for (const m of early.splice(0)) deliver(app, m);
 }

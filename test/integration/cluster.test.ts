@@ -227,3 +227,4 @@ describe('workers writing one log file', () => {
     own.cleanup();
   });
 });
+
