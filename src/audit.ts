@@ -110,16 +110,20 @@ export class AuditLog {
     if (msg.type !== 'rows') return;
     for (const [time, json] of msg.refusals ?? []) this.callTuple(json, time, true);
     if (msg.refused) this.countRefusals(msg.refused);
-    if (msg.count === 0) return;
+    if (msg.count > 0) this.write(msg.json, msg.first, msg.last, msg.count);
+  }
+
+  /** A batch to the writer thread, or stored here when that thread is gone. */
+  private write(json: string, first: string, last: string, count: number, fromWorker?: { refusals: Array<[string, string]>; refused: number }): void {
     if (this.writerGone) {
       try {
-        this.store.audit.insertCallBatch(msg.json, msg.first, msg.last);
+        this.store.audit.insertCallBatch(json, first, last);
       } catch (err) {
-        this.log.error({ errCode: (err as { code?: string }).code, rows: msg.count }, 'audit rows could not be written');
+        this.log.error({ errCode: (err as { code?: string }).code, rows: count }, 'audit rows could not be written');
       }
       return;
     }
-    this.post({ type: 'rows', json: msg.json, first: msg.first, last: msg.last, count: msg.count });
+    this.post({ type: 'rows', json, first, last, count, ...fromWorker });
   }
 
   /** A row of the call trail: queued. */
@@ -150,20 +154,24 @@ export class AuditLog {
 
   /** Refusals another worker counted without keeping them: in this minute's summary row. */
   private countRefusals(n: number): void {
-    const minute = Math.floor(Date.now() / 60_000);
-    if (minute !== this.refusalMinute) this.closeRefusalMinute(minute);
+    this.refusalWindow();
     this.refusalsCounted += n;
   }
 
   private keepRefusal(): boolean {
-    const minute = Math.floor(Date.now() / 60_000);
-    if (minute !== this.refusalMinute) this.closeRefusalMinute(minute);
+    this.refusalWindow();
     if (this.refusalsKept < REFUSALS_KEPT_PER_MINUTE) {
       this.refusalsKept++;
       return true;
     }
     this.refusalsCounted++;
     return false;
+  }
+
+  /** Closes the refusal minute when a new one has begun. */
+  private refusalWindow(): void {
+    const minute = Math.floor(Date.now() / 60_000);
+    if (minute !== this.refusalMinute) this.closeRefusalMinute(minute);
   }
 
   /** One summary row for the refusals of the minute that ended (none if all were kept). */
@@ -199,31 +207,16 @@ export class AuditLog {
   flush(): void {
     const minute = Math.floor(Date.now() / 60_000);
     if (this.refusalsCounted > 0 && minute !== this.refusalMinute) this.closeRefusalMinute(minute);
-    if (this.remote && (this.refusals.length > 0 || this.refusalsCounted > 0)) {
-      const rows = this.queue;
-      this.queue = [];
-      const refusals = this.refusals;
+    // A proxy-only worker's refusals go to the owner with its rows, even when it has no rows.
+    const fromWorker = this.remote && (this.refusals.length > 0 || this.refusalsCounted > 0) ? { refusals: this.refusals, refused: this.refusalsCounted } : undefined;
+    if (this.queue.length === 0 && !fromWorker) return;
+    if (fromWorker) {
       this.refusals = [];
-      const refused = this.refusalsCounted;
       this.refusalsCounted = 0;
-      this.post({ type: 'rows', json: `[${rows.join(',')}]`, first: this.queueFirst, last: this.queueLast, count: rows.length, refusals, refused });
-      return;
     }
-    if (this.queue.length === 0) return;
     const rows = this.queue;
     this.queue = [];
-    const json = `[${rows.join(',')}]`;
-    const first = this.queueFirst;
-    const last = this.queueLast;
-    if (this.writerGone) {
-      try {
-        this.store.audit.insertCallBatch(json, first, last);
-      } catch (err) {
-        this.log.error({ errCode: (err as { code?: string }).code, rows: rows.length }, 'audit rows could not be written');
-      }
-      return;
-    }
-    this.post({ type: 'rows', json, first, last, count: rows.length });
+    this.write(`[${rows.join(',')}]`, this.queueFirst, this.queueLast, rows.length, fromWorker);
   }
 
   /** Resolves once every call recorded so far is in the database (for reads of the trail). */
