@@ -21,7 +21,7 @@ import { once } from 'node:events';
 import { AuditLog, type RemoteWriter } from './audit.js';
 import { Metrics, type MetricsDelta } from './metrics.js';
 import type { CallMeta, CallRecord } from './proxy/server.js';
-import { auditTime } from './store/audit.js';
+import { auditTime, auditTimeAt } from './store/audit.js';
 import { TokenCache } from './credentials/tokens/token-cache.js';
 import type { WriterMessage } from './audit-writer.js';
 import { RateLimiter, type Limiter } from './access/rate-limit.js';
@@ -93,21 +93,47 @@ const urlOf = (server: { address(): AddressInfo | string | null }): string => {
   return `http://${host}:${a.port}`;
 };
 
-/** What every proxied call leaves behind: its log line, counters, a latency sample and an audit row. */
-function observeCall(metrics: Metrics, auditLog: AuditLog, log: Logger): (rec: CallRecord, meta: CallMeta) => void {
+/** What every proxied call leaves behind (its log line, counters, a latency sample and an audit row), and the drain of those still pending. */
+interface CallObserver {
+  onCall: (rec: CallRecord, meta: CallMeta) => void;
+  drain: () => void;
+}
+
+/**
+ * A call's record is only queued when it ends (with the moment it ended); the
+ * records of every call that ended in one event-loop turn are made together
+ * once the turn's socket events are handled (setImmediate), before the next
+ * ones are read, so an audit read or a /metrics scrape that follows a call's
+ * answer always finds it. Made one after the other, the few calls of a turn
+ * share warm caches: interleaved with each call's own HTTP work they cost
+ * about 7 % more of the proxy's CPU (bench, README "Performance").
+ */
+function observeCalls(metrics: Metrics, auditLog: AuditLog, log: Logger): CallObserver {
   const lines = callLineTarget(log);
-  return (rec, { known }) => {
-    // Only existing integrations become label values: callers cannot grow the series.
-    const integration = known ? (rec.integrationId as string) : 'unknown';
-    metrics.countCall(integration, rec.status, rec.error ? null : rec.ms / 1000);
-    if (rec.error) metrics.injectionFailures.inc({ code: rec.error });
-    if (rec.redactions > 0) metrics.redactions.inc({ integration }, rec.redactions);
-    // Stamped when the call ends: the queue, and so every stored batch, is then in time order.
-    const time = auditTime();
-    const { line, tuple } = serializeCall(rec, time, lines?.chindings ?? null);
-    if (line !== null) lines?.write(line);
-    // No valid key: anyone could be sending these, so they are sampled, not all stored.
-    auditLog.callTuple(tuple, time, rec.keyId === null);
+  let pending: Array<{ rec: CallRecord; known: boolean; at: number }> = [];
+  const drain = (): void => {
+    const ended = pending;
+    pending = [];
+    for (const { rec, known, at } of ended) {
+      // Only existing integrations become label values: callers cannot grow the series.
+      const integration = known ? (rec.integrationId as string) : 'unknown';
+      metrics.countCall(integration, rec.status, rec.error ? null : rec.ms / 1000);
+      if (rec.error) metrics.injectionFailures.inc({ code: rec.error });
+      if (rec.redactions > 0) metrics.redactions.inc({ integration }, rec.redactions);
+      // Stamped when the call ended: the queue, and so every stored batch, is then in time order.
+      const time = auditTimeAt(at);
+      const { line, tuple } = serializeCall(rec, time, lines?.chindings ?? null);
+      if (line !== null) lines?.write(line);
+      // No valid key: anyone could be sending these, so they are sampled, not all stored.
+      auditLog.callTuple(tuple, time, rec.keyId === null);
+    }
+  };
+  return {
+    onCall: (rec, { known }) => {
+      if (pending.length === 0) setImmediate(drain);
+      pending.push({ rec, known, at: performance.now() });
+    },
+    drain,
   };
 }
 
@@ -201,6 +227,7 @@ export async function startApp(config: Config, log: Logger, options: StartOption
       ready: () => ready,
       localCa,
     });
+    const calls = observeCalls(metrics, auditLog, log);
     proxy = createProxyServer({
       plans: new PlanCache(store, kindDeps, config.cache.plans),
       authn,
@@ -214,7 +241,7 @@ export async function startApp(config: Config, log: Logger, options: StartOption
       ca,
       localCa,
       passthroughHosts: config.proxy.passthroughHosts,
-      onCall: observeCall(metrics, auditLog, log),
+      onCall: calls.onCall,
       onTunnel: (kind) => metrics.tunnelOpened(kind),
       onMessageRedactions: (integration, n) => metrics.redactions.inc({ integration }, n),
     });
@@ -275,6 +302,8 @@ export async function startApp(config: Config, log: Logger, options: StartOption
         const reaper = setInterval(() => proxyListener.closeIdle(), 50);
         await Promise.all([proxyClosed, adminApp.close()]);
         clearInterval(reaper);
+        // The records of the last calls, if their turn's drain has not run yet (counted before the report below).
+        calls.drain();
         // Every call has ended: what this worker counted since its last report goes to the owner.
         if (report) {
           clearInterval(report);

@@ -62,8 +62,12 @@ const toEntry = (r: Row): AuditEntry => ({
  */
 let lastMs = 0;
 let lastBase = '';
-export function auditTime(): string {
-  const t = performance.timeOrigin + performance.now();
+const ORIGIN = performance.timeOrigin;
+export const auditTime = (): string => auditTimeAt(performance.now());
+
+/** The audit time of a moment read earlier from `performance.now()`. */
+export function auditTimeAt(now: number): string {
+  const t = ORIGIN + now;
   const ms = Math.floor(t);
   if (ms !== lastMs) {
     lastMs = ms;
