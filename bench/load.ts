@@ -3,7 +3,8 @@
  * the servers measured), else autocannon in this process. A target is a fixed
  * URL or `count` integrations `i0…` picked at random per request.
  */
-import { execFileSync } from 'node:child_process';
+import { execFile, execFileSync } from 'node:child_process';
+import { promisify } from 'node:util';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import autocannon from 'autocannon';
@@ -47,7 +48,7 @@ const toMs = (v: string): number => {
   return m[2] === 'us' ? n / 1000 : m[2] === 's' ? n * 1000 : n;
 };
 
-function wrk(t: Target, seconds: number, connections: number, workDir: string): LoadResult {
+function wrkArgs(t: Target, seconds: number, connections: number, workDir: string): string[] {
   const args = ['-t1', `-c${connections}`, `-d${seconds}s`, '--latency'];
   for (const [k, v] of Object.entries(t.headers ?? {})) args.push('-H', `${k}: ${v}`);
   if (t.randomOf) {
@@ -58,7 +59,10 @@ function wrk(t: Target, seconds: number, connections: number, workDir: string): 
     );
     args.push('-s', script);
   }
-  const out = execFileSync('wrk', [...args, `${t.origin}${t.randomOf ? '/' : t.path}`], { encoding: 'utf8' });
+  return [...args, `${t.origin}${t.randomOf ? '/' : t.path}`];
+}
+
+function wrkResult(out: string): LoadResult {
   const pct = (p: string) => toMs(new RegExp(`^\\s+${p}%\\s+(\\S+)`, 'm').exec(out)?.[1] ?? '');
   const errors = /Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)/.exec(out);
   return {
@@ -69,6 +73,13 @@ function wrk(t: Target, seconds: number, connections: number, workDir: string): 
     non2xx: Number(/Non-2xx or 3xx responses: (\d+)/.exec(out)?.[1] ?? 0),
   };
 }
+
+function wrk(t: Target, seconds: number, connections: number, workDir: string): LoadResult {
+  return wrkResult(execFileSync('wrk', wrkArgs(t, seconds, connections, workDir), { encoding: 'utf8' }));
+}
+
+const wrkAsync = async (t: Target, seconds: number, connections: number, workDir: string): Promise<LoadResult> =>
+  wrkResult((await promisify(execFile)('wrk', wrkArgs(t, seconds, connections, workDir), { encoding: 'utf8' })).stdout);
 
 function cannonOptions(t: Target, connections: number): autocannon.Options {
   const base: autocannon.Options = { url: `${t.origin}${t.path}`, connections, headers: t.headers ?? {} };
@@ -88,9 +99,27 @@ export async function load(t: Target, seconds: number, connections: number, work
     wrk(t, warm, connections, workDir);
     return wrk(t, seconds, connections, workDir);
   }
-  await autocannon({ ...cannonOptions(t, connections), duration: warm });
+  await cannon(t, warm, connections);
+  return cannon(t, seconds, connections);
+}
+
+const cannon = async (t: Target, seconds: number, connections: number): Promise<LoadResult> => {
   const r = await autocannon({ ...cannonOptions(t, connections), duration: seconds });
   return { rps: r.requests.average, p50: r.latency.p50, p99: r.latency.p99, errors: r.errors, non2xx: r.non2xx };
+};
+
+/**
+ * Several targets loaded at the same time, each by its own load generator
+ * (after a warm-up, also together): servers measured side by side share the
+ * machine's speed of that moment, which drifts by tens of percent within a
+ * minute on a shared host, so their ratio does not drift with it.
+ */
+export async function loadTogether(ts: Target[], seconds: number, connections: number, workDir: string, measuring?: () => void): Promise<LoadResult[]> {
+  const warm = Math.max(1, Math.round(seconds / 5));
+  const one = (t: Target, s: number) => (USE_WRK ? wrkAsync(t, s, connections, workDir) : cannon(t, s, connections));
+  await Promise.all(ts.map((t) => one(t, warm)));
+  measuring?.();
+  return Promise.all(ts.map((t) => one(t, seconds)));
 }
 
 /** Every integration i0…i{count-1} once, in order (fills the plan cache before it is measured). */

@@ -33,6 +33,7 @@ describe('npm run bench -- --short', () => {
       expect(out).toContain(row);
     }
     expect(out).toMatch(/x nginx\s+x undici/);
+    expect(out).toMatch(/latchkey bearer and bare undici forwarder, loaded at once\s+[\d.]+x its req\/s; CPU a call \d+ vs \d+ µs: [\d.]+x its efficiency/);
     expect(out).toMatch(/RSS growth [\d.]+ MiB, status 200/);
     expect(out).toMatch(/median [\d.]+ ms/);
     expect(out).toMatch(/rows a page \(first read after the start: [\d.]+ ms\)/);
