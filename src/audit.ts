@@ -37,7 +37,7 @@ function writerFile(): string {
 export type RemoteWriter = (msg: WriterMessage) => Promise<void>;
 
 export class AuditLog {
-  /** Each queued call as its JSON tuple, made while its strings are still in the CPU's caches. */
+  /** Each queued call as its JSON tuple (made at the end of the event-loop turn the call ended in, src/app.ts). */
   private queue: string[] = [];
   private queueFirst = '';
   private queueLast = '';
