@@ -60,20 +60,21 @@ const toEntry = (r: Row): AuditEntry => ({
  * An ISO time with microseconds ("…T10:00:00.123456Z"), from the monotonic
  * clock: rows written in one millisecond still sort in the order they happened.
  */
-let lastMs = 0;
-let lastBase = '';
+let lastSecond = 0;
+/** "…T10:00:00." of the second last stamped: toISOString once a second, not once a call (about 1 µs each on the hot path). */
+let secondBase = '';
 const ORIGIN = performance.timeOrigin;
 export const auditTime = (): string => auditTimeAt(performance.now());
 
 /** The audit time of a moment read earlier from `performance.now()`. */
 export function auditTimeAt(now: number): string {
-  const t = ORIGIN + now;
-  const ms = Math.floor(t);
-  if (ms !== lastMs) {
-    lastMs = ms;
-    lastBase = new Date(ms).toISOString().slice(0, -1);
+  const us = Math.floor((ORIGIN + now) * 1000);
+  const second = Math.floor(us / 1e6);
+  if (second !== lastSecond) {
+    lastSecond = second;
+    secondBase = new Date(second * 1000).toISOString().slice(0, 20);
   }
-  return `${lastBase}${String(Math.floor((t - ms) * 1000)).padStart(3, '0')}Z`;
+  return `${secondBase}${String(1e6 + us - second * 1e6).slice(1)}Z`;
 }
 
 /** A wall-clock time (ms since the epoch) in the same format, for comparisons. */
