@@ -351,6 +351,31 @@ describe('audit retention', () => {
   });
 });
 
+describe('audit batches', () => {
+  it('queued calls reach the trail intact: non-ASCII text, quotes, a batch of ~1 MiB, in the writer thread and without it', async () => {
+    const { AuditLog } = await import('../../src/audit.js');
+    const { auditTime } = await import('../../src/store/audit.js');
+    const { createLogger } = await import('../../src/log.js');
+    // Paths of 512 characters with two- to four-byte characters (and U+2028): 450 rows are ~1 MiB.
+    const paths = ['/é'.repeat(256), '/€\u2028'.repeat(170) + '/x', '/🔑'.repeat(170) + '/ok', `/"quoted"\\${'a'.repeat(500)}`];
+    const entry = (integrationId: string, n: number) => ({
+      time: auditTime(), requestId: `r${n}`, keyId: 'k', action: 'proxy.call', integrationId,
+      authId: null, method: 'GET', host: 'h', path: paths[n % paths.length] as string, status: 200, durationMs: n,
+    });
+    for (const [name, killed] of [['bytes-thread', false], ['bytes-main', true]] as const) {
+      const audit = new AuditLog(lk.store, lk.dbPath, 30, createLogger('silent'));
+      if (killed) await audit.killWriter();
+      for (let n = 0; n < 450; n++) audit.call(entry(name, n));
+      await audit.synced();
+      const rows = lk.store.audit.list({ integrationId: name, limit: 500, after: null }).data;
+      expect(rows).toHaveLength(450);
+      const byRequest = new Map(rows.map((r) => [r.requestId, r]));
+      for (let n = 0; n < 450; n++) expect(byRequest.get(`r${n}`)).toMatchObject({ path: paths[n % paths.length], durationMs: n });
+      await audit.close();
+    }
+  });
+});
+
 describe('audit writer thread', () => {
   it('if it dies, rows are written by the main thread and reads do not hang', async () => {
     const { AuditLog } = await import('../../src/audit.js');
