@@ -105,8 +105,8 @@ interface CallObserver {
  * once the turn's socket events are handled (setImmediate), before the next
  * ones are read, so an audit read or a /metrics scrape that follows a call's
  * answer always finds it. Made one after the other, the few calls of a turn
- * share warm caches: interleaved with each call's own HTTP work they cost
- * about 7 % more of the proxy's CPU (bench, README "Performance").
+ * share warm caches: interleaved with each call's own HTTP work the same code
+ * cost about 9 % more CPU per call (README "Scaling", the per-call work).
  */
 function observeCalls(metrics: Metrics, auditLog: AuditLog, log: Logger): CallObserver {
   const lines = callLineTarget(log);
