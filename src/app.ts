@@ -115,17 +115,22 @@ function observeCalls(metrics: Metrics, auditLog: AuditLog, log: Logger): CallOb
     const ended = pending;
     pending = [];
     for (const { rec, known, at } of ended) {
-      // Only existing integrations become label values: callers cannot grow the series.
-      const integration = known ? (rec.integrationId as string) : 'unknown';
-      metrics.countCall(integration, rec.status, rec.error ? null : rec.ms / 1000);
-      if (rec.error) metrics.injectionFailures.inc({ code: rec.error });
-      if (rec.redactions > 0) metrics.redactions.inc({ integration }, rec.redactions);
-      // Stamped when the call ended: the queue, and so every stored batch, is then in time order.
-      const time = auditTimeAt(at);
-      const { line, tuple } = serializeCall(rec, time, lines?.chindings ?? null);
-      if (line !== null) lines?.write(line);
-      // No valid key: anyone could be sending these, so they are sampled, not all stored.
-      auditLog.callTuple(tuple, time, rec.keyId === null);
+      try {
+        // Only existing integrations become label values: callers cannot grow the series.
+        const integration = known ? (rec.integrationId as string) : 'unknown';
+        metrics.countCall(integration, rec.status, rec.error ? null : rec.ms / 1000);
+        if (rec.error) metrics.injectionFailures.inc({ code: rec.error });
+        if (rec.redactions > 0) metrics.redactions.inc({ integration }, rec.redactions);
+        // Stamped when the call ended: the queue, and so every stored batch, is then in time order.
+        const time = auditTimeAt(at);
+        const { line, tuple } = serializeCall(rec, time, lines?.chindings ?? null);
+        if (line !== null) lines?.write(line);
+        // No valid key: anyone could be sending these, so they are sampled, not all stored.
+        auditLog.callTuple(tuple, time, rec.keyId === null);
+      } catch (err) {
+        // A fault here must not cost the other calls of the turn their records, nor the process.
+        log.error({ requestId: rec.requestId, errName: (err as Error)?.name }, 'a call record could not be made');
+      }
     }
   };
   return {
