@@ -6,7 +6,7 @@
  */
 import type { IncomingMessage } from 'node:http';
 import { LatchkeyError } from '../errors.js';
-import type { OutgoingRequest } from '../credentials/kind.js';
+import type { Injector, OutgoingRequest } from '../credentials/kind.js';
 import type { AuthPlan } from './plans.js';
 import type { UpstreamRequest } from './forward.js';
 
@@ -77,11 +77,16 @@ function outgoing(up: UpstreamRequest, clientHeaders: OutgoingRequest['clientHea
 /**
  * Applies the plan's injector to `up` in place and returns the secret values
  * the call carries (the plan's, plus any the injector added). A static plan
- * returns at once.
+ * (rendered into the plan, no injector) answers at once, without a promise:
+ * the proxy's hot path then awaits nothing.
  */
-export async function applyInjector(auth: AuthPlan, up: UpstreamRequest, source: BodySource, now = Date.now()): Promise<string[]> {
+export function applyInjector(auth: AuthPlan, up: UpstreamRequest, source: BodySource, now?: number): string[] | Promise<string[]> {
   const injector = auth.injector;
   if (!injector) return auth.secrets as string[];
+  return applyDynamic(auth, injector, up, source, now ?? Date.now());
+}
+
+async function applyDynamic(auth: AuthPlan, injector: Injector, up: UpstreamRequest, source: BodySource, now: number): Promise<string[]> {
   const added: string[] = [];
   let body: Buffer | null = null;
   const out = outgoing(up, source && !Buffer.isBuffer(source) ? source.headers : {}, () => body, now, added);

@@ -506,13 +506,13 @@ function refuseIfLimited(limit: RateLimit, decision: RateDecision): void {
  * were rendered into the plan and pass straight through.
  */
 export function inject(call: Call): void | Promise<void> {
-  const auth = call.auth as AuthPlan;
-  // A static kind (rendered into the plan) awaits nothing.
-  if (!auth.injector) {
-    call.secrets = auth.secrets as string[];
+  const secrets = applyInjector(call.auth as AuthPlan, call.upstream as UpstreamRequest, call.req);
+  // A static kind answers at once: nothing to await.
+  if (!(secrets instanceof Promise)) {
+    call.secrets = secrets;
     return;
   }
-  return applyInjector(auth, call.upstream as UpstreamRequest, call.req).then((secrets) => {
-    call.secrets = secrets;
+  return secrets.then((s) => {
+    call.secrets = s;
   });
 }

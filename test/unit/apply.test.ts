@@ -70,7 +70,8 @@ describe('applyInjector', () => {
     let applied = false;
     const injector: Injector = { needsBody: { maxBytes: 4 }, apply: () => void (applied = true) };
     for (const headers of [{ 'content-length': '5' }, { 'transfer-encoding': 'chunked' }] as Array<Record<string, string>>) {
-      const err = await applyInjector(plan(injector), upstream(), clientBody(Buffer.from('hello'), headers)).catch((e: unknown) => e);
+      // A plan with an injector always answers with a promise.
+      const err = await (applyInjector(plan(injector), upstream(), clientBody(Buffer.from('hello'), headers)) as Promise<string[]>).catch((e: unknown) => e);
       expect(err).toBeInstanceOf(LatchkeyError);
       expect((err as LatchkeyError).code).toBe('PAYLOAD_TOO_LARGE');
       expect((err as LatchkeyError).status).toBe(413);
