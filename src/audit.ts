@@ -205,8 +205,7 @@ export class AuditLog {
   }
 
   flush(): void {
-    const minute = Math.floor(Date.now() / 60_000);
-    if (this.refusalsCounted > 0 && minute !== this.refusalMinute) this.closeRefusalMinute(minute);
+    this.refusalWindow();
     // A proxy-only worker's refusals go to the owner with its rows, even when it has no rows.
     const fromWorker = this.remote && (this.refusals.length > 0 || this.refusalsCounted > 0) ? { refusals: this.refusals, refused: this.refusalsCounted } : undefined;
     if (this.queue.length === 0 && !fromWorker) return;
