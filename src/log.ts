@@ -56,6 +56,16 @@ export function createLogger(level: string, destination?: DestinationStream, opt
   );
 }
 
+/** stdout is a pipe or a socket, where only writes of at most PIPE_BUF bytes are atomic (unknown: assume so). */
+function stdoutIsStream(): boolean {
+  try {
+    const st = fstatSync(1);
+    return st.isFIFO() || st.isSocket();
+  } catch {
+    return true;
+  }
+}
+
 /**
  * stdout, written in blocks instead of one write per line (one per proxied
  * call cost a fifth of the throughput): each asynchronous write is a round
@@ -73,16 +83,6 @@ export function createLogger(level: string, destination?: DestinationStream, opt
  * offset is locked around a write; a tty write holds its write lock), so
  * there the workers write large blocks too.
  */
-/** stdout is a pipe or a socket, where only writes of at most PIPE_BUF bytes are atomic (unknown: assume so). */
-function stdoutIsStream(): boolean {
-  try {
-    const st = fstatSync(1);
-    return st.isFIFO() || st.isSocket();
-  } catch {
-    return true;
-  }
-}
-
 function bufferedStdout(shared: boolean): DestinationStream {
   const small = shared && stdoutIsStream();
   const { minLength, maxWrite } = small ? { minLength: 3072, maxWrite: 4096 } : { minLength: 60 * 1024, maxWrite: 64 * 1024 };
