@@ -82,6 +82,32 @@ describe('serializeCall: the per-call log line and audit tuple, escaped once', (
     expect(tuple).toBe(JSON.stringify(auditTuple(entryOf(rec))));
   });
 
+  it('calls of one integration that differ in key, key name, auth record, method, host or action each get their own fields', async () => {
+    const variants: Array<Partial<CallRecord>> = [
+      {},
+      { keyId: 'key_2' },
+      { keyName: undefined },
+      { keyName: 'other' },
+      { authId: 'auth_1' },
+      { method: 'POST' },
+      { host: 'eu.example.test' },
+      { host: null },
+      { keyId: null, keyName: undefined, error: 'INVALID_API_KEY', status: 401 },
+      {},
+    ];
+    // Twice over, so each variant follows a different one the second time.
+    for (const over of [...variants, ...variants.reverse()]) {
+      const rec = aCall({ ...over, requestId: `req_${Math.random().toString(36).slice(2)}` });
+      const pinoLine = await viaPino(rec);
+      const { line, tuple } = serializeCall(rec, TIME, pinoLine.chindings);
+      expect(line).toBe(`${pinoLine.line}\n`);
+      expect(tuple).toBe(JSON.stringify(auditTuple(entryOf(rec))));
+    }
+    const tunnel = serializeCall(aCall({ action: 'proxy.tunnel' }), TIME, null);
+    expect(JSON.parse(tunnel.tuple)[3]).toBe('proxy.tunnel');
+    expect(JSON.parse(serializeCall(aCall(), TIME, null).tuple)[3]).toBe('proxy.call');
+  });
+
   it('no line when info is not written, nor for a tunnel (it logs its own when it closes); the tuple all the same', () => {
     const rec = aCall();
     expect(serializeCall(rec, TIME, null)).toEqual({ line: null, tuple: JSON.stringify(auditTuple(entryOf(rec))) });
