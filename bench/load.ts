@@ -92,14 +92,16 @@ function cannonOptions(t: Target, connections: number): autocannon.Options {
   };
 }
 
-/** A short warm-up (JIT, connection pools), then the measured run. */
-export async function load(t: Target, seconds: number, connections: number, workDir: string): Promise<LoadResult> {
+/** A short warm-up (JIT, connection pools), then the measured run (`measuring` is told when it starts). */
+export async function load(t: Target, seconds: number, connections: number, workDir: string, measuring?: () => void): Promise<LoadResult> {
   const warm = Math.max(1, Math.round(seconds / 5));
   if (USE_WRK) {
     wrk(t, warm, connections, workDir);
+    measuring?.();
     return wrk(t, seconds, connections, workDir);
   }
   await cannon(t, warm, connections);
+  measuring?.();
   return cannon(t, seconds, connections);
 }
 

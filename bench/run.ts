@@ -113,11 +113,22 @@ const measure = async (name: string, t: Target, note?: string): Promise<LoadResu
 /**
  * Each target loaded once per round, in order, ROUNDS times; one row per
  * target (in the order given) with the medians of its rounds, errors summed.
+ * A target with a `pid` also gets how busy that server's main thread was
+ * during its measured runs (median): a Node.js server whose main thread is
+ * near 100 % is bound by that thread, whatever the other core has left.
  */
-async function interleaved(targets: Array<{ name: string; t: Target }>): Promise<LoadResult[]> {
+async function interleaved(targets: Array<{ name: string; t: Target; pid?: number }>): Promise<LoadResult[]> {
   const runs: LoadResult[][] = targets.map(() => []);
+  const busy: number[][] = targets.map(() => []);
   for (let round = 0; round < ROUNDS; round++) {
-    for (const [i, { t }] of targets.entries()) (runs[i] as LoadResult[]).push(await load(t, SECONDS, CONNECTIONS, workDir));
+    for (const [i, { t, pid }] of targets.entries()) {
+      let before: { cpu: number | null; at: number } | null = null;
+      const r = await load(t, SECONDS, CONNECTIONS, workDir, () => (before = pid === undefined ? null : { cpu: cpuMs(pid, true), at: performance.now() }));
+      const started = before as { cpu: number | null; at: number } | null;
+      const cpu = pid === undefined ? null : cpuMs(pid, true);
+      if (started?.cpu != null && cpu !== null) (busy[i] as number[]).push((100 * (cpu - started.cpu)) / (performance.now() - started.at));
+      (runs[i] as LoadResult[]).push(r);
+    }
   }
   return targets.map(({ name }, i) => {
     const rs = runs[i] as LoadResult[];
@@ -128,16 +139,17 @@ async function interleaved(targets: Array<{ name: string; t: Target }>): Promise
       errors: rs.reduce((a, x) => a + x.errors, 0),
       non2xx: rs.reduce((a, x) => a + x.non2xx, 0),
     };
-    rows.push({ name, ...r });
+    const b = busy[i] as number[];
+    rows.push({ name, ...r, ...(b.length > 0 ? { note: `main thread ${median(b).toFixed(0)} % busy` } : {}) });
     return r;
   });
 }
 const bearer = { authorization: `Bearer ${adminKey}` };
 
-/** CPU time a process has used (ms, all its threads) from /proc; null where there is none. */
-function cpuMs(pid: number): number | null {
+/** CPU time a process has used (ms, all its threads; or its main thread's only) from /proc; null where there is none. */
+function cpuMs(pid: number, mainThread = false): number | null {
   try {
-    const fields = (readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1] as string).split(' ');
+    const fields = (readFileSync(mainThread ? `/proc/${pid}/task/${pid}/stat` : `/proc/${pid}/stat`, 'utf8').split(') ')[1] as string).split(' ');
     // utime and stime, in clock ticks of 1/100 s (USER_HZ).
     return (Number(fields[11]) + Number(fields[12])) * 10;
   } catch {
@@ -228,12 +240,12 @@ async function main(): Promise<void> {
   const goalRows = [
     { name: 'upstream direct', t: { origin: upstreamUrl, path: '/v1/items' } },
     ...(nginx ? [{ name: 'nginx proxy_pass + set Authorization', t: { origin: `http://127.0.0.1:${nginx.port}`, path: '/v1/items' } }] : []),
-    { name: 'bare http-proxy-3 pass-through', t: { origin: `http://127.0.0.1:${pass.port}`, path: '/v1/items' } },
-    { name: 'bare undici forwarder', t: { origin: `http://127.0.0.1:${floor.port}`, path: '/v1/items' } },
+    { name: 'bare http-proxy-3 pass-through', t: { origin: `http://127.0.0.1:${pass.port}`, path: '/v1/items' }, pid: pass.pid },
+    { name: 'bare undici forwarder', t: { origin: `http://127.0.0.1:${floor.port}`, path: '/v1/items' }, pid: floor.pid },
     // Loaded exactly as the nginx and undici rows are (one fixed URL, no wrk script): the hot-path goals' row.
-    { name: 'latchkey bearer, one fixed URL', t: { origin: String(lk.proxy), path: '/i0/v1/items', headers: bearer } },
+    { name: 'latchkey bearer, one fixed URL', t: { origin: String(lk.proxy), path: '/i0/v1/items', headers: bearer }, pid: lk.pid },
     // At random (a wrk script, which costs wrk more CPU on a small host): what the 100,000-integration row is compared to.
-    { name: 'latchkey, 10 integrations at random', t: { origin: String(lk.proxy), path: '/v1/items', randomOf: 10, headers: bearer } },
+    { name: 'latchkey, 10 integrations at random', t: { origin: String(lk.proxy), path: '/v1/items', randomOf: 10, headers: bearer }, pid: lk.pid },
   ];
   const measured = await interleaved(goalRows);
   const at = (name: string): LoadResult | null => measured[goalRows.findIndex((g) => g.name === name)] ?? null;
@@ -241,7 +253,8 @@ async function main(): Promise<void> {
   if (!ngx) rows.push({ name: 'nginx', note: 'not installed (apt-get install nginx-light)' });
   const bare = at('bare undici forwarder') as LoadResult;
   const lk10 = at('latchkey, 10 integrations at random') as LoadResult;
-  (rows[rows.length - 1] as Row).note = `RSS ${rss(lk.pid).now.toFixed(0)} MiB`;
+  const lk10Row = rows[rows.length - 1] as Row;
+  lk10Row.note = [lk10Row.note, `RSS ${rss(lk.pid).now.toFixed(0)} MiB`].filter(Boolean).join('; ');
   // The hot-path goal's ratio once more, free of the machine's drift: latchkey and the forwarder loaded at the same time.
   rows.push(
     await sideBySide(

@@ -35,6 +35,11 @@ describe('npm run bench -- --short', () => {
     expect(out).toMatch(/x nginx\s+x undici/);
     expect(out).toMatch(/latchkey bearer and bare undici forwarder, loaded at once\s+[\d.]+x its req\/s; CPU a call \d+ vs \d+ µs: [\d.]+x its efficiency/);
     expect(out).toMatch(/RSS growth [\d.]+ MiB, status 200/);
+    // How busy each Node.js server's main thread was during its goal rows (what bounds them on a small host).
+    for (const row of ['bare undici forwarder', 'latchkey bearer, one fixed URL']) {
+      expect(out).toMatch(new RegExp(`${row}\\s.*main thread \\d+ % busy`));
+    }
+    expect(out).toMatch(/latchkey, 10 integrations at random\s.*main thread \d+ % busy; RSS \d+ MiB/);
     expect(out).toMatch(/median [\d.]+ ms/);
     expect(out).toMatch(/rows a page \(first read after the start: [\d.]+ ms\)/);
     expect(out).toMatch(/latchkey serve to \/readyz, 1,000 integrations\s+median \d+ ms of 2/);
