@@ -122,12 +122,15 @@ async function interleaved(targets: Array<{ name: string; t: Target; pid?: numbe
   const busy: number[][] = targets.map(() => []);
   for (let round = 0; round < ROUNDS; round++) {
     for (const [i, { t, pid }] of targets.entries()) {
-      let before: { cpu: number | null; at: number } | null = null;
-      const r = await load(t, SECONDS, CONNECTIONS, workDir, () => (before = pid === undefined ? null : { cpu: cpuMs(pid, true), at: performance.now() }));
-      const started = before as { cpu: number | null; at: number } | null;
+      // The main thread's CPU time and the clock when the measured run starts (after the warm-up).
+      const start = { cpu: null as number | null, at: 0 };
+      const mark = (): void => {
+        start.cpu = pid === undefined ? null : cpuMs(pid, true);
+        start.at = performance.now();
+      };
+      (runs[i] as LoadResult[]).push(await load(t, SECONDS, CONNECTIONS, workDir, mark));
       const cpu = pid === undefined ? null : cpuMs(pid, true);
-      if (started?.cpu != null && cpu !== null) (busy[i] as number[]).push((100 * (cpu - started.cpu)) / (performance.now() - started.at));
-      (runs[i] as LoadResult[]).push(r);
+      if (start.cpu !== null && cpu !== null) (busy[i] as number[]).push((100 * (cpu - start.cpu)) / (performance.now() - start.at));
     }
   }
   return targets.map(({ name }, i) => {

@@ -96,7 +96,7 @@ describe('serializeCall: the per-call log line and audit tuple, escaped once', (
       {},
     ];
     // Twice over, so each variant follows a different one the second time.
-    for (const over of [...variants, ...variants.reverse()]) {
+    for (const over of [...variants, ...[...variants].reverse()]) {
       const rec = aCall({ ...over, requestId: `req_${Math.random().toString(36).slice(2)}` });
       const pinoLine = await viaPino(rec);
       const { line, tuple } = serializeCall(rec, TIME, pinoLine.chindings);
