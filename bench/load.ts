@@ -78,8 +78,9 @@ function wrk(t: Target, seconds: number, connections: number, workDir: string): 
   return wrkResult(execFileSync('wrk', wrkArgs(t, seconds, connections, workDir), { encoding: 'utf8' }));
 }
 
+const execFileAsync = promisify(execFile);
 const wrkAsync = async (t: Target, seconds: number, connections: number, workDir: string): Promise<LoadResult> =>
-  wrkResult((await promisify(execFile)('wrk', wrkArgs(t, seconds, connections, workDir), { encoding: 'utf8' })).stdout);
+  wrkResult((await execFileAsync('wrk', wrkArgs(t, seconds, connections, workDir), { encoding: 'utf8' })).stdout);
 
 function cannonOptions(t: Target, connections: number): autocannon.Options {
   const base: autocannon.Options = { url: `${t.origin}${t.path}`, connections, headers: t.headers ?? {} };

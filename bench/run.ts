@@ -122,12 +122,9 @@ async function interleaved(targets: Array<{ name: string; t: Target; pid?: numbe
   const busy: number[][] = targets.map(() => []);
   for (let round = 0; round < ROUNDS; round++) {
     for (const [i, { t, pid }] of targets.entries()) {
-      // The main thread's CPU time and the clock when the measured run starts (after the warm-up).
+      // With a pid: the main thread's CPU time and the clock when the measured run starts (after the warm-up).
       const start = { cpu: null as number | null, at: 0 };
-      const mark = (): void => {
-        start.cpu = pid === undefined ? null : cpuMs(pid, true);
-        start.at = performance.now();
-      };
+      const mark = pid === undefined ? undefined : (): void => void Object.assign(start, { cpu: cpuMs(pid, true), at: performance.now() });
       (runs[i] as LoadResult[]).push(await load(t, SECONDS, CONNECTIONS, workDir, mark));
       const cpu = pid === undefined ? null : cpuMs(pid, true);
       if (start.cpu !== null && cpu !== null) (busy[i] as number[]).push((100 * (cpu - start.cpu)) / (performance.now() - start.at));
