@@ -227,4 +227,3 @@ describe('workers writing one log file', () => {
     own.cleanup();
   });
 });
-
