@@ -126,7 +126,7 @@ function observeCalls(metrics: Metrics, auditLog: AuditLog, log: Logger): CallOb
         const { line, tuple } = serializeCall(rec, time, lines?.chindings ?? null);
         if (line !== null) lines?.write(line);
         // No valid key: anyone could be sending these, so they are sampled, not all stored.
-        auditLog.callTuple(tuple, time, rec.keyId === null);
+        auditLog.callTuple(tuple, time, rec.keyId === null, rec.integrationId);
       } catch (err) {
         // A fault here must not cost the other calls of the turn their records, nor the process.
         log.error({ requestId: rec.requestId, errName: (err as Error)?.name }, 'a call record could not be made');

@@ -14,6 +14,8 @@ export type WriterMessage =
       first: string;
       last: string;
       count: number;
+      /** The distinct integrations of the batch's rows, for its filter: the writer does not parse the batch. */
+      ids: string[];
       /** From a proxy-only cluster worker: its keyless refusals (time, tuple JSON) and how many it counted without keeping, sampled by the owner. */
       refusals?: Array<[string, string]>;
       refused?: number;
@@ -29,7 +31,7 @@ if (port) {
   port.on('message', (msg: WriterMessage) => {
     if (msg.type === 'rows') {
       try {
-        repo.insertCallBatch(msg.json, msg.first, msg.last);
+        repo.insertCallBatch(msg.json, msg.first, msg.last, msg.ids);
       } catch (err) {
         const reply: WriterReply = { type: 'failed', code: (err as { code?: string }).code ?? 'ERROR', rows: msg.count };
         port.postMessage(reply);

@@ -7,12 +7,14 @@
 import { Worker } from 'node:worker_threads';
 import { fileURLToPath } from 'node:url';
 import type { Store } from './store/store.js';
-import { auditTime, auditTimeOf, auditTuple, type AuditEntry } from './store/audit.js';
+import { auditTime, auditTimeOf, auditTuple, type AuditEntry, type AuditTuple } from './store/audit.js';
 import type { WriterMessage, WriterReply } from './audit-writer.js';
 import type { Logger } from './log.js';
 
 const FLUSH_MS = 250;
 const FLUSH_ROWS = 500;
+/** The batch's bytes start this large (500 calls of the usual size fit) and grow when a batch needs more. */
+const BATCH_BYTES = 128 * 1024;
 const PURGE_MS = 3600_000;
 /**
  * Calls refused before a valid key was shown can come from anyone (a web page
@@ -37,8 +39,17 @@ function writerFile(): string {
 export type RemoteWriter = (msg: WriterMessage) => Promise<void>;
 
 export class AuditLog {
-  /** Each queued call as its JSON tuple (made at the end of the event-loop turn the call ended in, src/app.ts). */
-  private queue: string[] = [];
+  /**
+   * The queued calls as the batch's JSON, "[tuple,tuple,…", each written in
+   * as soon as it is made (at the end of the event-loop turn its call ended
+   * in, src/app.ts): one flat copy, where an array of tuples kept for up to
+   * 250 ms had the young-generation collector copy each one twice and the
+   * join copy them once more. Then how many, and which integrations.
+   */
+  private batch = Buffer.allocUnsafe(BATCH_BYTES);
+  private batchEnd = 1;
+  private rows = 0;
+  private batchIds = new Set<string>();
   private queueFirst = '';
   private queueLast = '';
   private readonly timers: NodeJS.Timeout[] = [];
@@ -108,27 +119,28 @@ export class AuditLog {
    */
   relay(msg: WriterMessage): void {
     if (msg.type !== 'rows') return;
-    for (const [time, json] of msg.refusals ?? []) this.callTuple(json, time, true);
+    // Kept refusals are few (REFUSALS_KEPT_PER_MINUTE): their integration is read back from the tuple.
+    for (const [time, json] of msg.refusals ?? []) this.callTuple(json, time, true, (JSON.parse(json) as AuditTuple)[4]);
     if (msg.refused) this.countRefusals(msg.refused);
-    if (msg.count > 0) this.write(msg.json, msg.first, msg.last, msg.count);
+    if (msg.count > 0) this.write(msg.json, msg.first, msg.last, msg.count, msg.ids);
   }
 
   /** A batch to the writer thread, or stored here when that thread is gone. */
-  private write(json: string, first: string, last: string, count: number, fromWorker?: { refusals: Array<[string, string]>; refused: number }): void {
+  private write(json: string, first: string, last: string, count: number, ids: string[], fromWorker?: { refusals: Array<[string, string]>; refused: number }): void {
     if (this.writerGone) {
       try {
-        this.store.audit.insertCallBatch(json, first, last);
+        this.store.audit.insertCallBatch(json, first, last, ids);
       } catch (err) {
         this.log.error({ errCode: (err as { code?: string }).code, rows: count }, 'audit rows could not be written');
       }
       return;
     }
-    this.post({ type: 'rows', json, first, last, count, ...fromWorker });
+    this.post({ type: 'rows', json, first, last, count, ids, ...fromWorker });
   }
 
   /** A row of the call trail: queued. */
   call(entry: AuditEntry): void {
-    this.callTuple(JSON.stringify(auditTuple(entry)), entry.time, false);
+    this.callTuple(JSON.stringify(auditTuple(entry)), entry.time, false, entry.integrationId);
   }
 
   /**
@@ -136,7 +148,7 @@ export class AuditLog {
    * One refused before any valid key was shown (`refusal`) is sampled, the
    * rest counted (REFUSALS_KEPT_PER_MINUTE).
    */
-  callTuple(json: string, time: string, refusal: boolean): void {
+  callTuple(json: string, time: string, refusal: boolean, integrationId: string | null): void {
     if (refusal) {
       if (!this.keepRefusal()) return;
       // A proxy-only worker's candidates are sampled again by the owner, with every worker's.
@@ -146,10 +158,19 @@ export class AuditLog {
       }
     }
     // The batch's bounds (relayed refusals arrive up to a flush late, so not always in order).
-    if (this.queue.length === 0 || time < this.queueFirst) this.queueFirst = time;
-    if (this.queue.length === 0 || time > this.queueLast) this.queueLast = time;
-    this.queue.push(json);
-    if (this.queue.length >= FLUSH_ROWS) this.flush();
+    if (this.rows === 0 || time < this.queueFirst) this.queueFirst = time;
+    if (this.rows === 0 || time > this.queueLast) this.queueLast = time;
+    // At most 3 bytes per UTF-16 unit, a separator and the closing bracket.
+    const room = 3 * json.length + 2;
+    if (this.batchEnd + room > this.batch.length) {
+      const grown = Buffer.allocUnsafe(Math.max(2 * this.batch.length, this.batchEnd + room));
+      this.batch.copy(grown, 0, 0, this.batchEnd);
+      this.batch = grown;
+    }
+    if (this.rows > 0) this.batch[this.batchEnd++] = 0x2c;
+    this.batchEnd += this.batch.write(json, this.batchEnd);
+    if (integrationId !== null) this.batchIds.add(integrationId);
+    if (++this.rows >= FLUSH_ROWS) this.flush();
   }
 
   /** Refusals another worker counted without keeping them: in this minute's summary row. */
@@ -208,14 +229,22 @@ export class AuditLog {
     this.refusalWindow();
     // A proxy-only worker's refusals go to the owner with its rows, even when it has no rows.
     const fromWorker = this.remote && (this.refusals.length > 0 || this.refusalsCounted > 0) ? { refusals: this.refusals, refused: this.refusalsCounted } : undefined;
-    if (this.queue.length === 0 && !fromWorker) return;
+    if (this.rows === 0 && !fromWorker) return;
     if (fromWorker) {
       this.refusals = [];
       this.refusalsCounted = 0;
     }
-    const rows = this.queue;
-    this.queue = [];
-    this.write(`[${rows.join(',')}]`, this.queueFirst, this.queueLast, rows.length, fromWorker);
+    this.batch[0] = 0x5b;
+    this.batch[this.batchEnd] = 0x5d;
+    const json = this.batch.toString('utf8', 0, this.batchEnd + 1);
+    const { rows } = this;
+    const ids = [...this.batchIds];
+    // A batch that grew for long tuples does not keep its size.
+    if (this.batch.length > BATCH_BYTES) this.batch = Buffer.allocUnsafe(BATCH_BYTES);
+    this.batchEnd = 1;
+    this.rows = 0;
+    this.batchIds = new Set();
+    this.write(json, this.queueFirst, this.queueLast, rows, ids, fromWorker);
   }
 
   /** Resolves once every call recorded so far is in the database (for reads of the trail). */

@@ -19,6 +19,7 @@ import type { AuthRecord } from '../store/auth-records.js';
 import { LatchkeyError } from '../errors.js';
 import { ChangeWatcher } from '../store/changes.js';
 import { BoundedCache } from '../bounded-cache.js';
+import type { RecordSubject } from '../call-record.js';
 
 export interface AuthPlan {
   authId: string;
@@ -36,6 +37,8 @@ export interface AuthPlan {
   secrets: readonly string[];
   /** The secrets compiled for response redaction, once per plan; null when none is long enough to redact. */
   redactor: Redactor | null;
+  /** The per-call records' text for this plan's integration, record and last caller (src/call-record.ts). */
+  recordSubject: RecordSubject | null;
 }
 
 export interface IntegrationPlan {
@@ -88,6 +91,7 @@ export function buildAuthPlan(
     injector: prepared.injector,
     secrets,
     redactor: Redactor.of(secrets),
+    recordSubject: null,
   };
 }
 

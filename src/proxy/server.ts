@@ -21,6 +21,7 @@ import {
   type Call,
 } from './pipeline.js';
 import { forward } from './forward.js';
+import type { SubjectSlot } from '../call-record.js';
 import { canReplay, reapplyAfter401 } from './apply.js';
 import { createWebSocketProxy, writeSocketError } from './websocket.js';
 import type { Connector } from './connector.js';
@@ -48,6 +49,8 @@ export interface CallRecord {
   rule: string | null;
   /** Secrets replaced in the response. */
   redactions: number;
+  /** Where the records' subject (src/call-record.ts) is kept between calls: the auth plan; null: made for this call alone. Not a field of the line. */
+  subjectSlot: SubjectSlot | null;
 }
 
 export interface CallMeta {
@@ -161,6 +164,7 @@ function record(call: Call, status: number, error?: string): CallRecord {
     rule: call.rule,
     redactions: call.redactions,
     error: error || undefined,
+    subjectSlot: call.auth,
   };
 }
 
@@ -291,8 +295,9 @@ export function createProxyServer(deps: ProxyDeps): ProxyListener {
       tunnels.add(socket);
       const result = await passThrough(socket, head, tunnel, deps.connector, () => deps.onTunnel?.('passthrough'));
       tunnels.delete(socket);
-      const rec: CallRecord = { ...record(call, 200), host: tunnel.hostname, action: 'proxy.tunnel' };
-      deps.log.info({ ...rec, bytesUp: result.bytesUp, bytesDown: result.bytesDown }, 'passthrough tunnel closed');
+      const { subjectSlot: _slot, ...fields } = record(call, 200);
+      const rec: CallRecord = { ...fields, host: tunnel.hostname, action: 'proxy.tunnel', subjectSlot: null };
+      deps.log.info({ ...fields, host: tunnel.hostname, action: 'proxy.tunnel', bytesUp: result.bytesUp, bytesDown: result.bytesDown }, 'passthrough tunnel closed');
       deps.onCall(rec, { known: false });
     } catch (err) {
       tunnels.delete(socket);

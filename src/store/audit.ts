@@ -251,9 +251,10 @@ export class AuditRepo {
   }
 
   /** One batch of calls: `json` is the JSON array of their tuples, oldest first. */
-  insertCallBatch(json: string, firstTime: string, lastTime: string): void {
+  /** `ids`: the batch's integrations as the proxy gathered them; left out, they are read from the rows. */
+  insertCallBatch(json: string, firstTime: string, lastTime: string, ids?: Iterable<string | null>): void {
     // Runs in the audit writer thread: the filter of the batch's integrations is made here, off the proxy's thread.
-    const filter = batchFilter((JSON.parse(json) as AuditTuple[]).map((t) => t[4]));
+    const filter = batchFilter(ids ?? (JSON.parse(json) as AuditTuple[]).map((t) => t[4]));
     this.db.transaction(() => {
       const id = this.insertBatchStmt.run(firstTime, lastTime, json).lastInsertRowid;
       this.insertFilterStmt.run(lastTime, id, firstTime, filter);

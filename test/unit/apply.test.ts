@@ -17,6 +17,7 @@ const plan = (injector: Injector | null): AuthPlan => ({
   injector,
   secrets: ['plan-secret'],
   redactor: null,
+  recordSubject: null,
 });
 
 const upstream = (): UpstreamRequest => ({

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { Writable } from 'node:stream';
 import pino from 'pino';
-import { serializeCall } from '../../src/call-record.js';
+import { serializeCall, type SubjectSlot } from '../../src/call-record.js';
 import { callLineTarget, createLogger } from '../../src/log.js';
 import { auditTuple } from '../../src/store/audit.js';
 import type { CallRecord } from '../../src/proxy/server.js';
@@ -36,6 +36,7 @@ const aCall = (over: Partial<CallRecord> = {}): CallRecord => ({
   rule: null,
   redactions: 0,
   error: undefined,
+  subjectSlot: null,
   ...over,
 });
 
@@ -43,7 +44,9 @@ const aCall = (over: Partial<CallRecord> = {}): CallRecord => ({
 async function viaPino(rec: CallRecord): Promise<{ line: string; chindings: string }> {
   const a = sink();
   const log = pino({ base: { service: 'latchkey' }, timestamp: () => `,"time":"${TIME.slice(0, 23)}Z"` }, a.stream).child({ worker: 2, pid: 7 });
-  log.info(rec, 'proxy call');
+  // The subject slot is where the records keep their text between calls, not a field of the line.
+  const { subjectSlot: _slot, ...fields } = rec;
+  log.info(fields, 'proxy call');
   await new Promise((r) => setImmediate(r));
   return { line: a.lines[0] as string, chindings: (callLineTarget(log) as { chindings: string }).chindings };
 }
@@ -95,9 +98,11 @@ describe('serializeCall: the per-call log line and audit tuple, escaped once', (
       { keyId: null, keyName: undefined, error: 'INVALID_API_KEY', status: 401 },
       {},
     ];
+    // One slot for all, as one auth plan's: each call whose subject differs from the last one's gets its own text.
+    const slot: SubjectSlot = { recordSubject: null };
     // Twice over, so each variant follows a different one the second time.
     for (const over of [...variants, ...[...variants].reverse()]) {
-      const rec = aCall({ ...over, requestId: `req_${Math.random().toString(36).slice(2)}` });
+      const rec = aCall({ ...over, requestId: `req_${Math.random().toString(36).slice(2)}`, subjectSlot: slot });
       const pinoLine = await viaPino(rec);
       const { line, tuple } = serializeCall(rec, TIME, pinoLine.chindings);
       expect(line).toBe(`${pinoLine.line}\n`);
@@ -106,6 +111,22 @@ describe('serializeCall: the per-call log line and audit tuple, escaped once', (
     const tunnel = serializeCall(aCall({ action: 'proxy.tunnel' }), TIME, null);
     expect(JSON.parse(tunnel.tuple)[3]).toBe('proxy.tunnel');
     expect(JSON.parse(serializeCall(aCall(), TIME, null).tuple)[3]).toBe('proxy.call');
+  });
+
+  it('a subject is made once and kept while the calls keep it (and the text stays the same with or without it)', async () => {
+    const slot: SubjectSlot = { recordSubject: null };
+    const first = serializeCall(aCall({ subjectSlot: slot, path: '/one' }), TIME, ',"service":"latchkey"');
+    const kept = slot.recordSubject;
+    expect(kept).not.toBeNull();
+    const second = serializeCall(aCall({ subjectSlot: slot, path: '/two', status: 404, method: 'BREW' }), TIME, ',"service":"latchkey"');
+    expect(slot.recordSubject).toBe(kept);
+    expect(second).toEqual(serializeCall(aCall({ path: '/two', status: 404, method: 'BREW' }), TIME, ',"service":"latchkey"'));
+    expect(first).toEqual(serializeCall(aCall({ path: '/one' }), TIME, ',"service":"latchkey"'));
+    serializeCall(aCall({ subjectSlot: slot, host: 'other.example.test' }), TIME, null);
+    expect(slot.recordSubject).not.toBe(kept);
+    const rec = aCall({ requestId: 'odd"id\\', subjectSlot: slot, status: 1200, ms: Number.NaN });
+    const pinoLine = await viaPino(rec);
+    expect(serializeCall(rec, TIME, pinoLine.chindings)).toEqual({ line: `${pinoLine.line}\n`, tuple: JSON.stringify(auditTuple(entryOf(rec))) });
   });
 
   it('no line when info is not written, nor for a tunnel (it logs its own when it closes); the tuple all the same', () => {

@@ -43,7 +43,7 @@ describe('normalizeUpstreamPath', () => {
 });
 
 describe('upstreamHeaders', () => {
-  const plan = { authId: 'a', authType: 'BEARER_TOKEN' as const, credentialHeaders: ['authorization'], credentialQuery: [], query: [], injector: null, secrets: ['real'], redactor: null, headers: mergeHeaders([['X-A', '1'], ['Authorization', 'static']], [['authorization', 'Bearer real']]) };
+  const plan = { authId: 'a', authType: 'BEARER_TOKEN' as const, credentialHeaders: ['authorization'], credentialQuery: [], query: [], injector: null, secrets: ['real'], redactor: null, recordSubject: null, headers: mergeHeaders([['X-A', '1'], ['Authorization', 'static']], [['authorization', 'Bearer real']]) };
   it('strips hop-by-hop, Connection-named, proxy, latchkey and host headers and injects once', () => {
     const out = upstreamHeaders(
       {
