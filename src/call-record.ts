@@ -24,8 +24,10 @@ export interface RecordSubject {
   line: string;
   /** `,"host":…,"path":` */
   lineHost: string;
-  /** `",KEY,"proxy.call",INTEGRATION,AUTH,` (after the request id). */
-  tuple: string;
+  /** `",KEY,"` (after the request id, before the action). */
+  tupleKey: string;
+  /** `",INTEGRATION,AUTH,` (after the action). */
+  tupleIds: string;
   /** `HOST,` */
   tupleHost: string;
 }
@@ -63,7 +65,8 @@ function subjectOf(rec: CallRecord): RecordSubject {
     host: rec.host,
     line: `","integrationId":${integrationId},"keyId":${keyId}${keyName},"authId":${authId}`,
     lineHost: `,"host":${host},"path":`,
-    tuple: `",${keyId},"proxy.call",${integrationId},${authId},`,
+    tupleKey: `",${keyId},"`,
+    tupleIds: `",${integrationId},${authId},`,
     tupleHost: `${host},`,
   };
   if (slot) slot.recordSubject = made;
@@ -139,15 +142,11 @@ export function serializeCall(rec: CallRecord, time: string, chindings: string |
   const requestId = rec.requestId.length <= 128 && PLAIN_ID.test(rec.requestId) ? rec.requestId : JSON.stringify(rec.requestId).slice(1, -1);
   const path = JSON.stringify(rec.path);
   const ms = Number.isFinite(rec.ms) ? String(rec.ms) : 'null';
-  if (rec.action !== undefined) {
-    // A tunnel: no line, and its own action.
-    const tuple = `["${time}","${requestId}",${str(rec.keyId)},"${rec.action}",${str(rec.integrationId)},${str(rec.authId)},${JSON.stringify(rec.method)},${str(rec.host)},${path}${statusTuple(rec.status)}${ms}${tupleEnd(rec)}`;
-    return { line: null, tuple };
-  }
   const subject = subjectOf(rec);
   const methodTuple = METHOD_TUPLE.get(rec.method) ?? `${JSON.stringify(rec.method)},`;
-  const tuple = `["${time}","${requestId}${subject.tuple}${methodTuple}${subject.tupleHost}${path}${statusTuple(rec.status)}${ms}${tupleEnd(rec)}`;
-  if (chindings === null) return { line: null, tuple };
+  const tuple = `["${time}","${requestId}${subject.tupleKey}${rec.action ?? 'proxy.call'}${subject.tupleIds}${methodTuple}${subject.tupleHost}${path}${statusTuple(rec.status)}${ms}${tupleEnd(rec)}`;
+  // A tunnel (action set) is logged when it closes.
+  if (chindings === null || rec.action !== undefined) return { line: null, tuple };
   const methodLine = METHOD_LINE.get(rec.method) ?? `,"method":${JSON.stringify(rec.method)}`;
   const line = `{"level":30,"time":"${time.slice(0, 23)}${afterTime(chindings)}${requestId}${subject.line}${methodLine}${subject.lineHost}${path}${statusLine(rec.status)}${ms}${lineEnd(rec)}`;
   return { line, tuple };

@@ -295,10 +295,11 @@ export function createProxyServer(deps: ProxyDeps): ProxyListener {
       tunnels.add(socket);
       const result = await passThrough(socket, head, tunnel, deps.connector, () => deps.onTunnel?.('passthrough'));
       tunnels.delete(socket);
+      // The subject slot is the records' own, not a field of the line.
       const { subjectSlot: _slot, ...fields } = record(call, 200);
-      const rec: CallRecord = { ...fields, host: tunnel.hostname, action: 'proxy.tunnel', subjectSlot: null };
-      deps.log.info({ ...fields, host: tunnel.hostname, action: 'proxy.tunnel', bytesUp: result.bytesUp, bytesDown: result.bytesDown }, 'passthrough tunnel closed');
-      deps.onCall(rec, { known: false });
+      const tunnelled = { ...fields, host: tunnel.hostname, action: 'proxy.tunnel' as const };
+      deps.log.info({ ...tunnelled, bytesUp: result.bytesUp, bytesDown: result.bytesDown }, 'passthrough tunnel closed');
+      deps.onCall({ ...tunnelled, subjectSlot: null }, { known: false });
     } catch (err) {
       tunnels.delete(socket);
       const e = socketError(call, socket, err, deps.log);

@@ -250,8 +250,11 @@ export class AuditRepo {
     }).immediate();
   }
 
-  /** One batch of calls: `json` is the JSON array of their tuples, oldest first. */
-  /** `ids`: the batch's integrations as the proxy gathered them; left out, they are read from the rows. */
+  /**
+   * One batch of calls: `json` is the JSON array of their tuples, oldest
+   * first; `ids` its integrations as the proxy gathered them (left out, they
+   * are read from the rows).
+   */
   insertCallBatch(json: string, firstTime: string, lastTime: string, ids?: Iterable<string | null>): void {
     // Runs in the audit writer thread: the filter of the batch's integrations is made here, off the proxy's thread.
     const filter = batchFilter(ids ?? (JSON.parse(json) as AuditTuple[]).map((t) => t[4]));
