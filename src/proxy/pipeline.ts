@@ -153,6 +153,15 @@ export function namedIntegration(req: IncomingMessage): string | null {
 /** TRACE echoes the request, credential included, back to the caller; TRACK is its IIS twin. */
 const REFUSED_METHODS = new Set(['TRACE', 'TRACK']);
 
+/** Where a path-mode target's first segment (after its leading /) ends: the next / or ?, or the end. */
+function idEnd(url: string): number {
+  for (let i = 1; i < url.length; i++) {
+    const c = url.charCodeAt(i);
+    if (c === 0x2f || c === 0x3f) return i;
+  }
+  return url.length;
+}
+
 /** Stage 1: which integration, which mode, which path. */
 export function tag(call: Call, deps: PipelineDeps): void {
   const { req } = call;
@@ -182,10 +191,11 @@ export function tag(call: Call, deps: PipelineDeps): void {
     ({ path: call.path, query: call.query } = splitPathQuery(url));
   } else {
     call.mode = 'path';
-    const m = /^\/([^/?]+)(.*)$/s.exec(url);
-    if (m) {
-      call.integrationId = m[1] as string;
-      ({ path: call.path, query: call.query } = splitPathQuery(m[2] as string));
+    // /{integrationId} then the rest from the next / or ?: what /^\/([^/?]+)(.*)$/s matches.
+    const end = url.charCodeAt(0) === 0x2f ? idEnd(url) : 1;
+    if (end > 1) {
+      call.integrationId = url.slice(1, end);
+      ({ path: call.path, query: call.query } = splitPathQuery(url.slice(end)));
     }
   }
   if (!call.integrationId) {
@@ -208,6 +218,29 @@ interface FoundKey {
   place: ClientKeyPlace;
 }
 
+const AUTHORIZATION: ClientKeyPlace = Object.freeze({ kind: 'header', name: 'authorization' });
+
+/** `Bearer ` and a key of printable ASCII alone (what SDKs send): the scheme pattern below would give the same. */
+function plainBearerKey(value: string): string | undefined {
+  if (!value.startsWith('Bearer lk_') || value.length === 10) return undefined;
+  for (let i = 10; i < value.length; i++) {
+    const c = value.charCodeAt(i);
+    if (c <= 0x20 || c >= 0x7f) return undefined;
+  }
+  return value.slice(7);
+}
+
+/** A latchkey key in an Authorization value: after any scheme, in Basic credentials, or as a SigV4 access key id. */
+export function keyInAuthorization(value: string): string | undefined {
+  // Any scheme: SDKs send `Bearer lk_…`, GitHub's `token lk_…`.
+  const bearer = plainBearerKey(value) ?? /^[A-Za-z][\w.+-]* +(lk_\S+) *$/.exec(value)?.[1];
+  if (bearer !== undefined) return bearer;
+  const basic = basicParts(value);
+  const inBasic = basic?.pass.startsWith('lk_') ? basic.pass : basic?.user.startsWith('lk_') ? basic.user : undefined;
+  // An AWS SDK given the latchkey key as its access key id signs with it: Credential=lk_.../date/region/...
+  return inBasic ?? /^AWS4-HMAC-SHA256 +Credential=(lk_[^/,\s]+)\//.exec(value)?.[1];
+}
+
 /**
  * Every place a client key sits, in order of precedence: Proxy-Authorization,
  * X-Latchkey-Key, then `lk_` values where the integration's own credential
@@ -227,14 +260,8 @@ function findClientKeys(call: Call): FoundKey[] {
   if (explicit) found.push({ secret: explicit.trim(), place: { kind: 'header', name: 'x-latchkey-key' } });
   const authorization = header(req, 'authorization');
   if (authorization) {
-    // Any scheme: SDKs send `Bearer lk_…`, GitHub's `token lk_…`.
-    const bearer = /^[A-Za-z][\w.+-]* +(lk_\S+) *$/.exec(authorization)?.[1];
-    const basic = basicParts(authorization);
-    const inBasic = basic?.pass.startsWith('lk_') ? basic.pass : basic?.user.startsWith('lk_') ? basic.user : undefined;
-    // An AWS SDK given the latchkey key as its access key id signs with it: Credential=lk_.../date/region/...
-    const inAwsScope = /^AWS4-HMAC-SHA256 +Credential=(lk_[^/,\s]+)\//.exec(authorization)?.[1];
-    const secret = bearer ?? inBasic ?? inAwsScope;
-    if (secret) found.push({ secret, place: { kind: 'header', name: 'authorization' } });
+    const secret = keyInAuthorization(authorization);
+    if (secret) found.push({ secret, place: AUTHORIZATION });
   }
   for (const name of call.auth?.credentialHeaders ?? []) {
     const v = header(req, name);
