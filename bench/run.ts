@@ -117,7 +117,7 @@ const measure = async (name: string, t: Target, note?: string): Promise<LoadResu
  * during its measured runs (median): a Node.js server whose main thread is
  * near 100 % is bound by that thread, whatever the other core has left.
  */
-async function interleaved(targets: Array<{ name: string; t: Target; pid?: number }>): Promise<LoadResult[]> {
+async function interleaved(targets: Array<{ name: string; t: Target; pid?: number }>): Promise<Array<LoadResult & { rounds: number[] }>> {
   const runs: LoadResult[][] = targets.map(() => []);
   const busy: number[][] = targets.map(() => []);
   for (let round = 0; round < ROUNDS; round++) {
@@ -132,7 +132,8 @@ async function interleaved(targets: Array<{ name: string; t: Target; pid?: numbe
   }
   return targets.map(({ name }, i) => {
     const rs = runs[i] as LoadResult[];
-    const r: LoadResult = {
+    const r: LoadResult & { rounds: number[] } = {
+      rounds: rs.map((x) => x.rps),
       rps: median(rs.map((x) => x.rps)),
       p50: median(rs.map((x) => x.p50)),
       p99: median(rs.map((x) => x.p99)),
@@ -140,7 +141,8 @@ async function interleaved(targets: Array<{ name: string; t: Target; pid?: numbe
       non2xx: rs.reduce((a, x) => a + x.non2xx, 0),
     };
     const b = busy[i] as number[];
-    rows.push({ name, ...r, ...(b.length > 0 ? { note: `main thread ${median(b).toFixed(0)} % busy` } : {}) });
+    const { rounds: _rounds, ...shown } = r;
+    rows.push({ name, ...shown, ...(b.length > 0 ? { note: `main thread ${median(b).toFixed(0)} % busy` } : {}) });
     return r;
   });
 }
@@ -248,11 +250,20 @@ async function main(): Promise<void> {
     { name: 'latchkey, 10 integrations at random', t: { origin: String(lk.proxy), path: '/v1/items', randomOf: 10, headers: bearer }, pid: lk.pid },
   ];
   const measured = await interleaved(goalRows);
-  const at = (name: string): LoadResult | null => measured[goalRows.findIndex((g) => g.name === name)] ?? null;
+  const at = (name: string): (LoadResult & { rounds: number[] }) | null => measured[goalRows.findIndex((g) => g.name === name)] ?? null;
   const ngx = at('nginx proxy_pass + set Authorization');
   if (!ngx) rows.push({ name: 'nginx', note: 'not installed (apt-get install nginx-light)' });
-  const bare = at('bare undici forwarder') as LoadResult;
+  const bare = at('bare undici forwarder') as LoadResult & { rounds: number[] };
   const lk10 = at('latchkey, 10 integrations at random') as LoadResult;
+  // Each round's ratio of rows measured one after the other (seconds apart), and their median: less of the machine's drift than the ratio of medians.
+  const fixed = at('latchkey bearer, one fixed URL');
+  const fixedRow = rows.find((r) => r.name === 'latchkey bearer, one fixed URL');
+  const paired = (base: { rounds: number[] } | null, label: string): string => {
+    if (!fixed || !base) return '';
+    const rs = fixed.rounds.map((v, i) => v / (base.rounds[i] as number));
+    return `${label} per round ${rs.map((x) => x.toFixed(2)).join('/')} (median ${median(rs).toFixed(2)})`;
+  };
+  if (fixedRow) fixedRow.note = [fixedRow.note, paired(bare, 'x undici'), paired(ngx, 'x nginx')].filter(Boolean).join('; ');
   const lk10Row = rows[rows.length - 1] as Row;
   lk10Row.note = [lk10Row.note, `RSS ${rss(lk.pid).now.toFixed(0)} MiB`].filter(Boolean).join('; ');
   // The hot-path goal's ratio once more, free of the machine's drift: latchkey and the forwarder loaded at the same time.
@@ -286,7 +297,7 @@ async function main(): Promise<void> {
   const [lkMany, sameTen] = (await interleaved([
     { name: `latchkey, ${MANY.toLocaleString('en')} integrations at random`, t: target },
     { name: `latchkey, 10 of those ${MANY.toLocaleString('en')} at random`, t: { ...target, randomOf: 10 } },
-  ])) as [LoadResult, LoadResult];
+  ])) as unknown as [LoadResult, LoadResult];
   const manyRow = rows[rows.length - 2] as Row;
   manyRow.note = `RSS ${rss(lk.pid).now.toFixed(0)} MiB, ${(lkMany.rps / lk10.rps).toFixed(2)}x of 10, ${(lkMany.rps / sameTen.rps).toFixed(2)}x of 10 in this process; serve ready in ${startMs.toFixed(0)} ms`;
   await stop(lk.pid);
