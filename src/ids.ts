@@ -50,6 +50,7 @@ export function newRequestId(): string {
   return String.fromCharCode.apply(null, REQUEST_ID_CODES);
 }
 
+/** An API key: `lk_` and 32 random bytes, base64url (43 characters). */
 export function newApiKey(): string {
   return `lk_${randomBytes(32).toString('base64url')}`;
 }
