@@ -117,7 +117,10 @@ const measure = async (name: string, t: Target, note?: string): Promise<LoadResu
  * during its measured runs (median): a Node.js server whose main thread is
  * near 100 % is bound by that thread, whatever the other core has left.
  */
-async function interleaved(targets: Array<{ name: string; t: Target; pid?: number }>): Promise<Array<LoadResult & { rounds: number[] }>> {
+/** A row's medians, and its req/s in each round (for ratios round by round). */
+type Interleaved = LoadResult & { rounds: number[] };
+
+async function interleaved(targets: Array<{ name: string; t: Target; pid?: number }>): Promise<Interleaved[]> {
   const runs: LoadResult[][] = targets.map(() => []);
   const busy: number[][] = targets.map(() => []);
   for (let round = 0; round < ROUNDS; round++) {
@@ -132,8 +135,7 @@ async function interleaved(targets: Array<{ name: string; t: Target; pid?: numbe
   }
   return targets.map(({ name }, i) => {
     const rs = runs[i] as LoadResult[];
-    const r: LoadResult & { rounds: number[] } = {
-      rounds: rs.map((x) => x.rps),
+    const r: LoadResult = {
       rps: median(rs.map((x) => x.rps)),
       p50: median(rs.map((x) => x.p50)),
       p99: median(rs.map((x) => x.p99)),
@@ -141,9 +143,8 @@ async function interleaved(targets: Array<{ name: string; t: Target; pid?: numbe
       non2xx: rs.reduce((a, x) => a + x.non2xx, 0),
     };
     const b = busy[i] as number[];
-    const { rounds: _rounds, ...shown } = r;
-    rows.push({ name, ...shown, ...(b.length > 0 ? { note: `main thread ${median(b).toFixed(0)} % busy` } : {}) });
-    return r;
+    rows.push({ name, ...r, ...(b.length > 0 ? { note: `main thread ${median(b).toFixed(0)} % busy` } : {}) });
+    return { ...r, rounds: rs.map((x) => x.rps) };
   });
 }
 const bearer = { authorization: `Bearer ${adminKey}` };
@@ -224,6 +225,9 @@ async function extraRows(proxy: string, adminUrl: string, upstreamUrl: string, p
   (rows[rows.length - 1] as Row).note = `leaf certificate mint ${mint.toFixed(2)} ms (mean)`;
 }
 
+/** The hot-path goals' row. */
+const FIXED_URL = 'latchkey bearer, one fixed URL';
+
 async function main(): Promise<void> {
   const port = (l: Line) => 'port' in l;
   const upstream = await start([join(here, 'upstream.js')], port);
@@ -245,20 +249,20 @@ async function main(): Promise<void> {
     { name: 'bare http-proxy-3 pass-through', t: { origin: `http://127.0.0.1:${pass.port}`, path: '/v1/items' }, pid: pass.pid },
     { name: 'bare undici forwarder', t: { origin: `http://127.0.0.1:${floor.port}`, path: '/v1/items' }, pid: floor.pid },
     // Loaded exactly as the nginx and undici rows are (one fixed URL, no wrk script): the hot-path goals' row.
-    { name: 'latchkey bearer, one fixed URL', t: { origin: String(lk.proxy), path: '/i0/v1/items', headers: bearer }, pid: lk.pid },
+    { name: FIXED_URL, t: { origin: String(lk.proxy), path: '/i0/v1/items', headers: bearer }, pid: lk.pid },
     // At random (a wrk script, which costs wrk more CPU on a small host): what the 100,000-integration row is compared to.
     { name: 'latchkey, 10 integrations at random', t: { origin: String(lk.proxy), path: '/v1/items', randomOf: 10, headers: bearer }, pid: lk.pid },
   ];
   const measured = await interleaved(goalRows);
-  const at = (name: string): (LoadResult & { rounds: number[] }) | null => measured[goalRows.findIndex((g) => g.name === name)] ?? null;
+  const at = (name: string): Interleaved | null => measured[goalRows.findIndex((g) => g.name === name)] ?? null;
   const ngx = at('nginx proxy_pass + set Authorization');
   if (!ngx) rows.push({ name: 'nginx', note: 'not installed (apt-get install nginx-light)' });
-  const bare = at('bare undici forwarder') as LoadResult & { rounds: number[] };
+  const bare = at('bare undici forwarder') as Interleaved;
   const lk10 = at('latchkey, 10 integrations at random') as LoadResult;
   // Each round's ratio of rows measured one after the other (seconds apart), and their median: less of the machine's drift than the ratio of medians.
-  const fixed = at('latchkey bearer, one fixed URL');
-  const fixedRow = rows.find((r) => r.name === 'latchkey bearer, one fixed URL');
-  const paired = (base: { rounds: number[] } | null, label: string): string => {
+  const fixed = at(FIXED_URL);
+  const fixedRow = rows.find((r) => r.name === FIXED_URL);
+  const paired = (base: Interleaved | null, label: string): string => {
     if (!fixed || !base) return '';
     const rs = fixed.rounds.map((v, i) => v / (base.rounds[i] as number));
     return `${label} per round ${rs.map((x) => x.toFixed(2)).join('/')} (median ${median(rs).toFixed(2)})`;
@@ -297,7 +301,7 @@ async function main(): Promise<void> {
   const [lkMany, sameTen] = (await interleaved([
     { name: `latchkey, ${MANY.toLocaleString('en')} integrations at random`, t: target },
     { name: `latchkey, 10 of those ${MANY.toLocaleString('en')} at random`, t: { ...target, randomOf: 10 } },
-  ])) as unknown as [LoadResult, LoadResult];
+  ])) as [Interleaved, Interleaved];
   const manyRow = rows[rows.length - 2] as Row;
   manyRow.note = `RSS ${rss(lk.pid).now.toFixed(0)} MiB, ${(lkMany.rps / lk10.rps).toFixed(2)}x of 10, ${(lkMany.rps / sameTen.rps).toFixed(2)}x of 10 in this process; serve ready in ${startMs.toFixed(0)} ms`;
   await stop(lk.pid);
